@@ -1,0 +1,3 @@
+from llama_index.embeddings.omniretrieve.base import OmniretrieveEmbedding
+
+__all__ = ["OmniretrieveEmbedding"]

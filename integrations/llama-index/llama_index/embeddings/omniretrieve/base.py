@@ -1,0 +1,211 @@
+"""``OmniretrieveEmbedding``: an omniretrieve embedder as a LlamaIndex ``MultiModalEmbedding``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from llama_index.core.base.embeddings.base import Embedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.constants import DEFAULT_EMBED_BATCH_SIZE
+from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
+from llama_index.core.schema import ImageType
+from llama_index.embeddings.omniretrieve._items import image_item
+
+from omniretrieve.embedding import Embedder
+from omniretrieve.errors import InvalidInputError
+from omniretrieve.types import Text, describe
+
+if TYPE_CHECKING:
+    from omniretrieve.media import MediaLoader
+
+
+class OmniretrieveEmbedding(MultiModalEmbedding):
+    """Text and image embeddings from any omniretrieve embedder (any sentence-transformers model).
+
+    One model, one vector space: use the same instance as ``embed_model`` and ``image_embed_model``
+    (for instance in ``MultiModalVectorStoreIndex``) so text queries find images and images find
+    texts.
+
+    Setup::
+
+        pip install llama-index-omniretrieve
+
+    Instantiate (a model id or local directory, or an existing omniretrieve ``Embedder``)::
+
+        from llama_index.embeddings.omniretrieve import OmniretrieveEmbedding
+
+        embed_model = OmniretrieveEmbedding("path/to/clip-model", device="cpu")
+        embed_model = OmniretrieveEmbedding(embedder=my_embedder)
+
+    Embed::
+
+        embed_model.get_query_embedding("a red circle")
+        embed_model.get_text_embedding_batch(["a red circle", "a blue square"])
+        embed_model.get_image_embedding("photos/circle.png")      # a path, BytesIO or URL
+
+    Use in an index::
+
+        index = MultiModalVectorStoreIndex.from_documents(
+            documents, embed_model=embed_model, image_embed_model=embed_model, storage_context=...
+        )
+
+    Images given as a path, a URL, ``BytesIO`` or bytes are read by omniretrieve's ``MediaLoader``
+    under its media policy: URLs are refused unless ``allow_urls=True`` (or the given embedder's
+    loader allows them), and a query string is always embedded as text, never opened or fetched.
+    Text goes through the model's query or document prompt (queries: ``role="query"``).
+
+    The async methods run the model in a worker thread (``asyncio.to_thread``), so they never block
+    the event loop and the sync methods never start one.
+
+    Args:
+        model_name: hub id or local directory of a sentence-transformers model (text and image,
+            e.g. a CLIP model). Not with ``embedder``.
+        embedder: an omniretrieve ``Embedder`` to use as it is (its own media loader and batching
+            apply). Not with ``model_name``, ``device``, ``allow_urls`` or ``media``.
+        device: torch device to load the model on, e.g. ``"cpu"`` or ``"cuda"``; default: the best
+            available.
+        allow_urls: let image URLs be fetched (through the media policy, which still refuses private
+            and loopback addresses). Default: refused.
+        media: an omniretrieve ``MediaLoader`` with your own policy (allowed roots, size caps,
+            hosts); overrides ``allow_urls``.
+        embed_batch_size: texts or images per model call.
+        **kwargs: other ``BaseEmbedding`` settings (``callback_manager``, ``num_workers``...).
+
+    Raises:
+        InvalidInputError: neither or both of ``model_name`` and ``embedder`` were given, or loading
+            options were given with an ``embedder``.
+    """
+
+    model_name: str = Field(
+        default="unknown",
+        description="Hub id or local directory of the sentence-transformers model (the embedder's model_id).",
+    )
+    device: str | None = Field(
+        default=None,
+        description="Torch device the model was loaded on ('cpu', 'cuda', ...); None: the best available.",
+    )
+    allow_urls: bool = Field(
+        default=False,
+        description="Whether image URLs may be fetched (under omniretrieve's media policy; for a given "
+        "embedder or reranker, what its media loader allows); default refused.",
+    )
+
+    _embedder: Embedder = PrivateAttr()
+
+    def __init__(
+        self,
+        model_name: str | os.PathLike[str] | None = None,
+        *,
+        embedder: Embedder | None = None,
+        device: str | None = None,
+        allow_urls: bool = False,
+        media: MediaLoader | None = None,
+        embed_batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
+        **kwargs: Any,
+    ) -> None:
+        if (model_name is None) == (embedder is None):
+            raise InvalidInputError(
+                "OmniretrieveEmbedding", "give either model_name (a model id or path) or embedder, not both"
+            )
+        if embedder is not None:
+            if not isinstance(embedder, Embedder):
+                raise InvalidInputError(
+                    describe(embedder), "embedder must implement omniretrieve's Embedder protocol"
+                )
+            extra = [
+                name
+                for name, value in (("device", device), ("allow_urls", allow_urls or None), ("media", media))
+                if value is not None
+            ]
+            if extra:
+                raise InvalidInputError(
+                    f"{extra}",
+                    "these options apply when loading a model by name; configure the embedder instead",
+                )
+            name = embedder.model_id
+            allow_urls = _allows_urls(embedder)
+        else:
+            assert model_name is not None
+            name = os.fspath(model_name)
+        settings: dict[str, Any] = {
+            "model_name": name,
+            "device": device,
+            "allow_urls": allow_urls,
+            "embed_batch_size": embed_batch_size,
+        }
+        super().__init__(**settings, **kwargs)
+        if embedder is None:
+            from omniretrieve.embedding import SentenceTransformerEmbedder
+            from omniretrieve.media import MediaLoader, MediaPolicy
+
+            loader = media if media is not None else MediaLoader(MediaPolicy(allow_urls=allow_urls))
+            embedder = SentenceTransformerEmbedder(
+                name, device=device, media=loader, batch_size=embed_batch_size
+            )
+        self._embedder = embedder
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "OmniretrieveEmbedding"
+
+    @property
+    def embedder(self) -> Embedder:
+        """The omniretrieve embedder doing the work."""
+        return self._embedder
+
+    @property
+    def dimension(self) -> int:
+        """The length of every embedding."""
+        return self._embedder.dimension
+
+    # -- text ------------------------------------------------------------------------------------
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        vector: list[float] = self._embedder.embed_query(Text(query)).tolist()
+        return vector
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._get_text_embeddings([text])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        vectors = self._embedder.embed([Text(t) for t in texts], role="document")
+        return _as_lists(vectors)
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
+
+    # -- images ----------------------------------------------------------------------------------
+
+    def _get_image_embedding(self, img_file_path: ImageType) -> Embedding:
+        return self._get_image_embeddings([img_file_path])[0]
+
+    def _get_image_embeddings(self, img_file_paths: list[ImageType]) -> list[Embedding]:
+        items = [image_item(img, name=f"images[{i}]") for i, img in enumerate(img_file_paths)]
+        return _as_lists(self._embedder.embed(items, role="document"))
+
+    async def _aget_image_embedding(self, img_file_path: ImageType) -> Embedding:
+        return await asyncio.to_thread(self._get_image_embedding, img_file_path)
+
+    async def _aget_image_embeddings(self, img_file_paths: list[ImageType]) -> list[Embedding]:
+        return await asyncio.to_thread(self._get_image_embeddings, img_file_paths)
+
+
+def _as_lists(vectors: np.ndarray) -> list[Embedding]:
+    """Rows of a float32 array as lists of Python floats (what LlamaIndex stores and serialises)."""
+    rows: list[Embedding] = vectors.tolist()
+    return rows
+
+
+def _allows_urls(component: object) -> bool:
+    """Whether a given embedder's media loader fetches URLs (reported in the ``allow_urls`` setting)."""
+    policy = getattr(getattr(component, "media", None), "policy", None)
+    return bool(getattr(policy, "allow_urls", False))

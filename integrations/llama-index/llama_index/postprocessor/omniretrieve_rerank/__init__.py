@@ -1,0 +1,3 @@
+from llama_index.postprocessor.omniretrieve_rerank.base import OmniretrieveRerank
+
+__all__ = ["OmniretrieveRerank"]

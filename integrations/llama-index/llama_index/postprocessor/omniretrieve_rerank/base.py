@@ -1,0 +1,236 @@
+"""``OmniretrieveRerank``: omniretrieve's multimodal reranker as a LlamaIndex node postprocessor."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+import llama_index.core.instrumentation as instrument
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from llama_index.embeddings.omniretrieve._items import node_item, query_item
+
+from omniretrieve.errors import InvalidInputError, OmniretrieveError
+from omniretrieve.rerank import Reranker
+from omniretrieve.types import ItemInput, describe
+
+if TYPE_CHECKING:
+    from omniretrieve.media import MediaLoader
+
+logger = logging.getLogger(__name__)
+dispatcher = instrument.get_dispatcher(__name__)
+
+
+class OmniretrieveRerank(BaseNodePostprocessor):
+    """Rerank text, image and combined nodes, from any retriever, with an omniretrieve reranker.
+
+    Each node is scored jointly with the query by the reranker's model (a multimodal cross-encoder
+    reads the image itself), and the nodes come back sorted by that score, best first, with the
+    reranker's score as ``NodeWithScore.score``. It reads every node kind LlamaIndex retrievers
+    return: ``TextNode``; ``ImageNode`` with ``image_path``, ``image_url`` or a base64 ``image``
+    (with its text as well, if it has any: a combined item); ``Node`` / ``Document`` with image,
+    audio or video resources. The query is the bundle's ``query_str``, its ``image_path``, or both.
+
+    Setup::
+
+        pip install llama-index-omniretrieve
+
+    Instantiate (a cross-encoder id or local directory, or an existing omniretrieve ``Reranker``)::
+
+        from llama_index.postprocessor.omniretrieve_rerank import OmniretrieveRerank
+
+        rerank = OmniretrieveRerank("path/to/multimodal-reranker", top_n=5)
+        rerank = OmniretrieveRerank(reranker=my_reranker, top_n=5)
+
+    Use it after any retriever, e.g. in a query engine::
+
+        query_engine = RetrieverQueryEngine.from_args(retriever, node_postprocessors=[rerank])
+        # or: index.as_query_engine(node_postprocessors=[rerank])
+
+    Nodes the reranker could not score (an image that would not load, a modality the model does
+    not read) follow the scored ones in their incoming order, with ``score=None``; the reason is
+    logged. Images are read by omniretrieve's ``MediaLoader`` under its policy: an ``image_url`` is
+    fetched only when URLs are allowed (``allow_urls=True`` or the given reranker's loader), never
+    by LlamaIndex's ``resolve_image``.
+
+    Args:
+        model: hub id or local directory of a sentence-transformers ``CrossEncoder``. Not with
+            ``reranker``.
+        reranker: an omniretrieve ``Reranker`` to use as it is. Not with ``model``, ``device``,
+            ``allow_urls`` or ``media``.
+        top_n: keep the best ``top_n`` nodes; ``None`` keeps them all, reordered.
+        device: torch device to load the model on; default: the best available.
+        allow_urls: let image URLs be fetched (under the media policy). Default: refused.
+        media: an omniretrieve ``MediaLoader`` with your own policy; overrides ``allow_urls``.
+        metadata_mode: how a node's metadata joins its text for scoring; default
+            ``MetadataMode.NONE`` (the text alone).
+        keep_retrieval_score: store each node's previous score in its metadata as
+            ``"retrieval_score"`` (as LlamaIndex's own rerankers do).
+        **kwargs: other ``BaseNodePostprocessor`` settings (``callback_manager``).
+
+    Raises:
+        InvalidInputError: neither or both of ``model`` and ``reranker`` were given, loading options
+            were given with a ``reranker``, or ``top_n`` is not a positive int.
+    """
+
+    model: str = Field(
+        default="unknown",
+        description="Hub id or local directory of the cross-encoder reranker (the reranker's model_id).",
+    )
+    top_n: int | None = Field(
+        default=None, description="Number of nodes to return, best first; None returns them all, reordered."
+    )
+    device: str | None = Field(
+        default=None, description="Torch device the model was loaded on; None: the best available."
+    )
+    allow_urls: bool = Field(
+        default=False,
+        description="Whether image URLs may be fetched (under omniretrieve's media policy; for a given "
+        "embedder or reranker, what its media loader allows); default refused.",
+    )
+    metadata_mode: MetadataMode = Field(
+        default=MetadataMode.NONE,
+        description="Which metadata joins a node's text when it is scored (NONE: the text alone).",
+    )
+    keep_retrieval_score: bool = Field(
+        default=False,
+        description="Whether to keep each node's previous score in metadata['retrieval_score'].",
+    )
+
+    _reranker: Reranker = PrivateAttr()
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        reranker: Reranker | None = None,
+        top_n: int | None = None,
+        device: str | None = None,
+        allow_urls: bool = False,
+        media: MediaLoader | None = None,
+        metadata_mode: MetadataMode = MetadataMode.NONE,
+        keep_retrieval_score: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if (model is None) == (reranker is None):
+            raise InvalidInputError(
+                "OmniretrieveRerank", "give either model (a model id or path) or reranker, not both"
+            )
+        if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+            raise InvalidInputError(f"top_n={top_n!r}", "top_n must be None or a positive int")
+        if reranker is not None:
+            if not isinstance(reranker, Reranker):
+                raise InvalidInputError(
+                    describe(reranker), "reranker must implement omniretrieve's Reranker protocol"
+                )
+            extra = [
+                name
+                for name, value in (("device", device), ("allow_urls", allow_urls or None), ("media", media))
+                if value is not None
+            ]
+            if extra:
+                raise InvalidInputError(
+                    f"{extra}",
+                    "these options apply when loading a model by name; configure the reranker instead",
+                )
+            name = reranker.model_id
+            allow_urls = _allows_urls(reranker)
+        else:
+            assert model is not None
+            name = os.fspath(model)
+        settings: dict[str, Any] = {
+            "model": name,
+            "top_n": top_n,
+            "device": device,
+            "allow_urls": allow_urls,
+            "metadata_mode": metadata_mode,
+            "keep_retrieval_score": keep_retrieval_score,
+        }
+        super().__init__(**settings, **kwargs)
+        if reranker is None:
+            from omniretrieve.media import MediaLoader, MediaPolicy
+            from omniretrieve.rerank import CrossEncoderReranker
+
+            loader = media if media is not None else MediaLoader(MediaPolicy(allow_urls=allow_urls))
+            reranker = CrossEncoderReranker(name, device=device, media=loader)
+        self._reranker = reranker
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "OmniretrieveRerank"
+
+    @property
+    def reranker(self) -> Reranker:
+        """The omniretrieve reranker doing the work."""
+        return self._reranker
+
+    @dispatcher.span
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        if query_bundle is None:
+            raise InvalidInputError(
+                "query_bundle", "reranking needs the query: pass query_bundle or query_str"
+            )
+        dispatcher.event(
+            ReRankStartEvent(
+                query=query_bundle, nodes=nodes, top_n=self.top_n or len(nodes), model_name=self.model
+            )
+        )
+        if not nodes:
+            dispatcher.event(ReRankEndEvent(nodes=[]))
+            return []
+        query = query_item(query_bundle)
+        candidates: list[ItemInput] = []
+        positions: list[int] = []
+        unscored: list[int] = []
+        for position, scored in enumerate(nodes):
+            try:
+                candidates.append(node_item(scored.node, metadata_mode=self.metadata_mode))
+            except OmniretrieveError as exc:
+                logger.warning("not reranking node %s: %s", scored.node.node_id, exc)
+                unscored.append(position)
+                continue
+            positions.append(position)
+
+        with self.callback_manager.event(
+            CBEventType.RERANKING,
+            payload={
+                EventPayload.NODES: nodes,
+                EventPayload.MODEL_NAME: self.model,
+                EventPayload.QUERY_STR: query_bundle.query_str,
+                EventPayload.TOP_K: self.top_n,
+            },
+        ) as event:
+            # top_n is applied here, after the nodes that could not even be read join the unscored.
+            results = self._reranker.rerank(query, candidates) if candidates else []
+            order: list[tuple[int, float | None]] = []
+            for result in results:
+                position = positions[result.index]
+                if result.scored:
+                    order.append((position, result.score))
+                else:
+                    logger.warning("node %s was not scored: %s", nodes[position].node.node_id, result.error)
+                    unscored.append(position)
+            order.extend((position, None) for position in sorted(unscored))
+            if self.top_n is not None:
+                order = order[: self.top_n]
+            reranked: list[NodeWithScore] = []
+            for position, score in order:
+                node = nodes[position].node
+                if self.keep_retrieval_score:
+                    node.metadata["retrieval_score"] = nodes[position].score
+                reranked.append(NodeWithScore(node=node, score=score))
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+
+def _allows_urls(component: object) -> bool:
+    """Whether a given reranker's media loader fetches URLs (reported in the ``allow_urls`` setting)."""
+    policy = getattr(getattr(component, "media", None), "policy", None)
+    return bool(getattr(policy, "allow_urls", False))
