@@ -52,7 +52,9 @@ K = 10
 
 def _tmp_dir() -> str:
     shm = "/dev/shm"
-    return tempfile.mkdtemp(prefix="omni-bench-", dir=shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None)
+    return tempfile.mkdtemp(
+        prefix="omni-bench-", dir=shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    )
 
 
 def _grade(query: Scene, doc: Scene | None) -> int:
@@ -105,7 +107,9 @@ def measure_model(world: DemoWorld, gap: bool) -> dict[str, Any]:
             for q in world.queries:
                 if q.target != "mixed":
                     continue
-                lists = [[h.id for h in store.search(q.text, K, modalities=(kind,))] for kind in ("text", "image")]
+                lists = [
+                    [h.id for h in store.search(q.text, K, modalities=(kind,))] for kind in ("text", "image")
+                ]
                 ceilings.append(fusion_ceiling(lists, dict(q.judgments)))
             stats = store.statistics()
             text_mean, image_mean = stats.mean("text", prior_count=0), stats.mean("image", prior_count=0)
@@ -179,7 +183,9 @@ def measure_combined(store: Store, embedder: SentenceTransformerEmbedder, world:
                 "store": {},
             }
             for calibration in ("none", "rrf", "gap"):
-                run = {q.id: [h.id for h in cstore.search(q.text, K, calibration=calibration)] for q in queries}
+                run = {
+                    q.id: [h.id for h in cstore.search(q.text, K, calibration=calibration)] for q in queries
+                }
                 out["store"][calibration] = _rounded(evaluate(run, qrels, K))
             # exhaustive alternatives for combined documents, everything else scored as the store does
             all_ids = [i for i in ids if i is not None]
@@ -188,8 +194,15 @@ def measure_combined(store: Store, embedder: SentenceTransformerEmbedder, world:
             text_parts = embedder.embed([parts[i][0] for i in cmb_ids])
             image_parts = embedder.embed([Image(parts[i][1]) for i in cmb_ids])
             mt, mi, mc = (stats.mean(k) for k in ("text", "image", "combined"))
-            kinds = {i: ("combined" if i in parts else ("image" if i.startswith("img-") else "text")) for i in all_ids}
-            variants: dict[str, dict[str, list[str]]] = {"vector": {}, "max_of_parts": {}, "mean_of_parts": {}}
+            kinds = {
+                i: ("combined" if i in parts else ("image" if i.startswith("img-") else "text"))
+                for i in all_ids
+            }
+            variants: dict[str, dict[str, list[str]]] = {
+                "vector": {},
+                "max_of_parts": {},
+                "mean_of_parts": {},
+            }
             for q in queries:
                 qv = embedder.embed_query(q.text)
                 qc = center(qv, mt)
@@ -242,6 +255,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gap model: gap within 0.01 of the gap-free model's none": g["gap"][mixed][key]
         >= f["none"][mixed][key] - 0.01,
     }
+    lost = f["none"][mixed][key] - g["none"][mixed][key]
+    analysis = {
+        # how much of what the gap costs raw cosine (gap model vs its gap-free twin) "gap" wins back
+        "gap_recovered_fraction": round((g["gap"][mixed][key] - g["none"][mixed][key]) / lost, 3)
+        if lost
+        else None,
+        # the best any fusion of the per-kind lists could do: the rest is the model's own ranking
+        "gap_model_fusion_ceiling": models["gap"]["fusion_ceiling"][mixed][key],
+    }
     report = {
         "benchmark": "mixed_search",
         "description": "nDCG@10, recall@10, MRR@10 on the demo world; text->mixed is the mixed corpus",
@@ -254,8 +276,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "k": K,
         "models": models,
         "checks": checks,
+        "analysis": analysis,
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

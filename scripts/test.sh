@@ -2,7 +2,7 @@
 # Every check: lint, types, the core and integration tests, the examples and the notebook.
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 integrations=()
-for d in integrations/*/; do [ -f "$d/pyproject.toml" ] && integrations+=(-e "$d"); done
+for d in integrations/*/; do [ -f "$d/pyproject.toml" ] && integrations+=(-e "${d%/}[test]"); done
 "${PIP[@]}" -e ".[dev]" "${integrations[@]}"
 
 # The gallery test renders in headless Chromium (Debian's package); install it where missing.

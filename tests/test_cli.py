@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from browser import find_chromium, probe_images
+from media_fixtures import sine, video_bytes, wav_bytes
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
@@ -70,22 +71,45 @@ def expected_ids(files: list[Path]) -> set[str]:
 
 def test_index_twice_stores_nothing_new(tmp_path: Path) -> None:
     files = good_folder(tmp_path / "data", n_texts=6, n_images=4)
+    (tmp_path / "data" / "media").mkdir()
+    (tmp_path / "data" / "media" / "tone.wav").write_bytes(wav_bytes(sine(0.5, 8000), 8000))
+    (tmp_path / "data" / "media" / "clip.mp4").write_bytes(video_bytes(frames=6))
     (tmp_path / "data" / "ignored.bin").write_bytes(b"\0\1")
     (tmp_path / "data" / ".hidden.txt").write_text("hidden", encoding="utf-8")
     store = tmp_path / "store"
     code, out, _ = invoke("index", str(tmp_path / "data"), "--store", str(store), "--model", FAKE)
     assert code == 0, out
-    assert "10 added" in out and "0 failed" in out and "1 files of no supported type ignored" in out
+    assert "12 added" in out and "0 failed" in out and "1 files of no supported type ignored" in out
     with fake_store(store) as st:
-        assert st.count() == 10 and st.count("text") == 6 and st.count("image") == 4
+        assert st.count() == 12 and st.count("text") == 6 and st.count("image") == 4
+        assert st.count("audio") == 1 and st.count("video") == 1
         assert set(expected_ids(files)) == {d.id for d in st.get(sorted(expected_ids(files))) if d}
 
     # Again, without --model: the store's own model is used, and nothing new is stored.
     code, out, _ = invoke("index", str(tmp_path / "data"), "--store", str(store))
     assert code == 0, out
-    assert "0 added" in out and "10 already stored" in out
+    assert "0 added" in out and "12 already stored" in out
     with fake_store(store) as st:
-        assert st.count() == 10
+        assert st.count() == 12
+
+    # The gallery of a search shows images and a video frame, inline.
+    page = tmp_path / "all.html"
+    code, out, _ = invoke(
+        "search", "anything", "--store", str(store), "-k", "12", "--html", str(page), "--json"
+    )
+    assert code == 0 and {r["modality"] for r in json.loads(out)["results"]} == {
+        "text",
+        "image",
+        "audio",
+        "video",
+    }
+    html = page.read_text(encoding="utf-8")
+    assert html.count('<img class="thumb"') == 5 and 'data-modality="audio"' in html
+    if find_chromium() is None:
+        pytest.fail("Chromium is not installed: apt-get install chromium (scripts/test.sh installs it)")
+    probe = probe_images(page, tmp_path / "browser")
+    assert len(probe.images) == 5 and all(img.loaded for img in probe.images)
+    assert {(img.width, img.height) for img in probe.images} == {(12, 12), (32, 24)}
 
 
 def _index_command(folder: Path, store: Path, batch: int) -> list[str]:
@@ -285,7 +309,7 @@ def test_info_reports_model_counts_and_calibration(small_world: tuple[Path, Path
     assert code == 0
     info = json.loads(out)
     assert Path(info["model"]).resolve() == model_path().resolve()
-    assert info["dimension"] == 32
+    assert info["dimension"] == json.loads((model_path() / "config.json").read_text())["projection_dim"]
     assert info["counts"]["image"] == 30 and info["counts"]["text"] == info["documents"] - 30
     assert info["calibration"]["statistics_counts"]["image"] == 30
     assert info["calibration"]["gaps"]["text-image"] > 0.5  # the demo model's documented gap
@@ -305,8 +329,13 @@ def test_demo_runs_prints_ndcg_and_writes_a_gallery_that_renders(tmp_path: Path)
     code, out, err = invoke("demo", "--out", str(tmp_path / "demo"))
     assert code == 0, out + err
     flat = " ".join(out.split())
-    assert "264 documents" in flat and "264 added" not in flat  # 8 distractors repeat: 256 added
-    assert "256 added" in flat
+    world = make_world(0)
+    distinct = len({d.text for d in world.docs if d.text is not None}) + sum(
+        d.image is not None for d in world.docs
+    )
+    assert f"{len(world.docs)} documents" in flat
+    assert f"{distinct} added" in flat  # files of identical content (repeated distractors) are stored once
+    assert f"{len(world.docs) - distinct} already stored" in flat
     ndcg_lines = [line for line in out.splitlines() if "nDCG@10" in line]
     assert len(ndcg_lines) >= 8
     none_all = float(next(x for x in out.splitlines() if x.startswith("nDCG@10 none")).split()[-1])

@@ -55,13 +55,15 @@ def _heldout_recall_at_1(model: Any, world: w.DemoWorld) -> float:
     """Text -> image recall@1 over held-out scenes, ranked among the held-out scenes' images."""
     images = [d for d in world.corpus("image") if world.is_heldout(d.scene)]  # type: ignore[arg-type]
     image_emb = _images(model, [d.image for d in images])
-    hits = total = 0
-    for scene in world.heldout_scenes:
-        texts = [scene.caption(t) for t in range(len(w.CAPTION_TEMPLATES))]
-        texts += [scene.query_text(t) for t in range(len(w.QUERY_TEMPLATES))]
-        best = (_texts(model, texts) @ image_emb.T).argmax(axis=1)
-        hits += sum(images[int(i)].scene == scene for i in best)
-        total += len(texts)
+    queries = [
+        (scene, text)
+        for scene in world.heldout_scenes
+        for text in [scene.caption(t) for t in range(len(w.CAPTION_TEMPLATES))]
+        + [scene.query_text(t) for t in range(len(w.QUERY_TEMPLATES))]
+    ]
+    best = (_texts(model, [text for _, text in queries]) @ image_emb.T).argmax(axis=1)
+    hits = sum(images[int(i)].scene == scene for (scene, _), i in zip(queries, best, strict=True))
+    total = len(queries)
     return hits / total
 
 

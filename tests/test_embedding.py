@@ -191,6 +191,39 @@ def test_a_single_string_is_not_a_batch(tiny_clip: SentenceTransformerEmbedder) 
         tiny_clip.embed("a red circle")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="role"):
         tiny_clip.embed(["x"], role="passage")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="list of items"):
+        tiny_clip.embed(_pattern(21))  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="list of items"):
+        tiny_clip.embed(np.zeros((4, 4, 3), np.uint8))  # type: ignore[arg-type]
+    from_generator = tiny_clip.embed(text for text in ("a", "b"))  # type: ignore[arg-type]
+    np.testing.assert_allclose(from_generator, tiny_clip.embed(["a", "b"]), atol=1e-6)
+
+
+def test_loader_threads_change_nothing_but_speed(tiny_clip_path: Path, tmp_path: Path) -> None:  # noqa: F811
+    items: list[Any] = []
+    for i in range(7):
+        items.append(Image(_png(tmp_path / f"{i}.png", (30 * i, 255 - 30 * i, 90))))
+        items.append(f"caption {i}")
+    items.append(Image(tmp_path / "missing.png"))
+    serial = SentenceTransformerEmbedder(tiny_clip_path, device="cpu", batch_size=3, num_workers=0)
+    threaded = SentenceTransformerEmbedder(serial.model, batch_size=3, num_workers=3)
+    a, b = serial.embed_each(items), threaded.embed_each(items)
+    assert [r.ok for r in a] == [r.ok for r in b] == [True] * 14 + [False]
+    for x, y in zip(a[:-1], b[:-1], strict=True):
+        np.testing.assert_array_equal(x.vector, y.vector)
+    assert type(a[-1].error) is type(b[-1].error) is MediaNotFoundError
+
+
+def test_progress_bar_is_opt_in_and_nothing_is_printed(
+    tiny_clip: SentenceTransformerEmbedder,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tiny_clip.embed(["quiet", Image(_pattern(19))])
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    tiny_clip.embed(["loud", Image(_pattern(20))], show_progress=True)
+    out = capsys.readouterr()
+    assert out.out == "" and "Embedding" in out.err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,7 +424,7 @@ def test_a_loaded_model_instance_is_accepted(tiny_clip_path: Path) -> None:  # n
     model = SentenceTransformer(str(tiny_clip_path), device="cpu")
     embedder = SentenceTransformerEmbedder(model)
     assert embedder.model is model
-    assert embedder.model_id  # a name, whatever the card says
+    assert embedder.model_id == os.fspath(tiny_clip_path)  # from the transformers config's name_or_path
     assert embedder.dimension == 32 and embedder.modalities == frozenset({"text", "image"})
     with pytest.raises(InvalidInputError, match="loaded model"):
         SentenceTransformerEmbedder(model, dtype="float16")

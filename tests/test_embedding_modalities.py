@@ -74,6 +74,47 @@ def test_images_from_every_source_embed_like_the_decoded_image(
     assert float(jpeg_vector @ smooth_vector) > 0.99  # lossy, but the same picture
 
 
+def test_jpeg_draft_decoding_is_close_to_a_full_decode(tiny_clip_path: Path, tmp_path: Path) -> None:  # noqa: F811
+    from omniretrieve.media import MediaLoader
+
+    yy, xx = np.mgrid[0:480, 0:640]
+    photo = PILImage.fromarray(
+        np.stack([xx % 256, yy % 256, (xx // 3 + yy // 2) % 256], axis=-1).astype(np.uint8)
+    )
+    path = tmp_path / "photo.jpg"
+    photo.save(path, quality=92)
+    draft = SentenceTransformerEmbedder(tiny_clip_path, device="cpu")
+    exact = SentenceTransformerEmbedder(draft.model, draft_images=False)
+    assert draft.image_min_side == 32 and exact.image_min_side is None
+    fast, full = draft.embed([Image(path)])[0], exact.embed([Image(path)])[0]
+    assert not np.array_equal(fast, full)  # the draft did happen
+    assert float(fast @ full) > 0.99
+    decoded = MediaLoader().load_image(Image(path))
+    np.testing.assert_allclose(full, _unit(draft.model.encode_document([decoded]))[0], atol=1e-5)
+    # PNGs and in-memory images are never drafted.
+    np.testing.assert_array_equal(draft.embed([photo])[0], exact.embed([photo])[0])
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ({"shortest_edge": 224}, 224),
+        ({"height": 384, "width": 256}, 384),
+        ({"longest_edge": 512}, None),
+        ({"shortest_edge": 224, "longest_edge": 1333}, None),
+        (336, 336),
+        (None, None),
+    ],
+)
+def test_draft_size_comes_from_the_image_processor(size: Any, expected: int | None) -> None:
+    from types import SimpleNamespace
+
+    from omniretrieve.embedding import _processor_min_side
+
+    assert _processor_min_side(SimpleNamespace(size=size, do_resize=True)) == expected
+    assert _processor_min_side(SimpleNamespace(size=size, do_resize=False)) is None
+
+
 def test_text_to_image_search_ranks_with_the_same_vectors(tiny_clip: SentenceTransformerEmbedder) -> None:  # noqa: F811
     images = [Image(PILImage.new("RGB", (32, 32), c)) for c in [(255, 0, 0), (0, 255, 0), (0, 0, 255)]]
     docs = tiny_clip.embed(images)

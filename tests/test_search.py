@@ -32,8 +32,13 @@ def store(tmp_path: Path) -> Any:
     with Store(FakeEmbedder(dimension=DIM), path=tmp_path / "s") as s:
         texts = ["a red circle", "a blue square", "a green triangle", "music for an evening", "the weather"]
         s.add(texts, metadatas=[{"lang": "en", "n": i} for i in range(len(texts))])
-        s.add([Image(_pixels(i)) for i in range(4)], metadatas=[{"lang": "xx", "n": 10 + i} for i in range(4)])
-        s.add([Audio(_samples(i), sampling_rate=16_000) for i in range(3)], metadatas=[{"n": 20 + i} for i in range(3)])
+        s.add(
+            [Image(_pixels(i)) for i in range(4)], metadatas=[{"lang": "xx", "n": 10 + i} for i in range(4)]
+        )
+        s.add(
+            [Audio(_samples(i), sampling_rate=16_000) for i in range(3)],
+            metadatas=[{"n": 20 + i} for i in range(3)],
+        )
         s.add(
             [{"text": f"slide {i}", "image": Image(_pixels(100 + i))} for i in range(3)],
             metadatas=[{"lang": "en", "n": 30 + i} for i in range(3)],
@@ -70,9 +75,15 @@ def test_search_by_audio(store: Store) -> None:
 def test_search_by_combined_item(store: Store) -> None:
     hits = store.search(Combined(text="slide 1", image=Image(_pixels(101))), k=3)
     top = hits[0]
-    assert top.modality == "combined" and top.document.text == "slide 1" and top.document.parts == ("text", "image")
+    assert (
+        top.modality == "combined"
+        and top.document.text == "slide 1"
+        and top.document.parts == ("text", "image")
+    )
     assert top.score == pytest.approx(1.0, abs=1e-5)
-    assert store.search({"text": "slide 2", "image": Image(_pixels(102))}, k=1)[0].document.metadata["n"] == 32
+    assert (
+        store.search({"text": "slide 2", "image": Image(_pixels(102))}, k=1)[0].document.metadata["n"] == 32
+    )
 
 
 def test_where_and_modalities(store: Store) -> None:
@@ -141,14 +152,16 @@ def _offset_store(path: Path, n: int, gap: float) -> tuple[Store, np.ndarray, np
 
     texts, images, queries = noisy(offsets[0]), noisy(offsets[1]), noisy(offsets[0])
     store = Store(FakeEmbedder(dimension=DIM), path=path)
-    store.add_vectors(texts, [Document(id=f"t{i}", parts=("text",), sha256=f"t{i}", text=f"t{i}") for i in range(n)])
+    store.add_vectors(
+        texts, [Document(id=f"t{i}", parts=("text",), sha256=f"t{i}", text=f"t{i}") for i in range(n)]
+    )
     store.add_vectors(images, [Document(id=f"i{i}", parts=("image",), sha256=f"i{i}") for i in range(n)])
     return store, texts, images, queries
 
 
 @pytest.mark.parametrize("calibration", ["gap", "none", "rrf"])
 def test_candidate_retrieval_matches_exhaustive_scoring(tmp_path: Path, calibration: str) -> None:
-    n = 3 * CANDIDATES_MIN  # more than one candidate batch per kind
+    n = 6 * CANDIDATES_MIN  # several times the candidates fetched per kind
     store, texts, images, queries = _offset_store(tmp_path / "s", n, gap=3.0)
     with store:
         stats = ModalityStats.from_vectors(DIM, {"text": texts, "image": images})
@@ -169,8 +182,41 @@ def test_store_search_removes_the_gap(tmp_path: Path) -> None:
     qrels = {f"q{i}": {f"t{i}": 1, f"i{i}": 1} for i in range(n)}
     with store:
         metrics = {
-            c: evaluate({f"q{i}": [h.id for h in store.search_vector(queries[i], k=10, calibration=c)] for i in range(n)}, qrels)  # type: ignore[arg-type]
+            c: evaluate(
+                {
+                    f"q{i}": [h.id for h in store.search_vector(queries[i], k=10, calibration=c)]
+                    for i in range(n)
+                },
+                qrels,
+            )  # type: ignore[arg-type]
             for c in ("none", "rrf", "gap")
         }
     assert metrics["gap"]["ndcg@10"] >= 0.9
     assert metrics["gap"]["ndcg@10"] >= metrics["none"]["ndcg@10"] + 0.2
+
+
+@pytest.mark.slow
+def test_demo_world_gap_calibration(tmp_path: Path) -> None:
+    """On the demo model (a toy CLIP with a modality gap): gap removal recovers the gap-free quality."""
+    import torch
+
+    from omniretrieve.demo import load_model, make_world
+    from omniretrieve.embedding import SentenceTransformerEmbedder
+    from omniretrieve.evaluation import evaluate_demo, index_demo_world
+
+    torch.set_num_threads(1)
+    world = make_world(seed=0)
+    ndcg: dict[str, dict[str, float]] = {}
+    for name, gap in (("gap", True), ("twin", False)):
+        embedder = SentenceTransformerEmbedder(load_model(gap=gap))
+        with Store(embedder, path=tmp_path / name) as store:
+            assert all(r.ok for r in index_demo_world(store, world))
+            result = evaluate_demo(store, world, groups=("text->mixed",))
+            ndcg[name] = {c: result[c]["text->mixed"]["ndcg@10"] for c in result}
+            if gap:  # the gap is real: raw cosine ranks texts above every image
+                q = next(q for q in world.queries if q.target == "mixed")
+                assert all(h.modality == "text" for h in store.search(q.text, 10, calibration="none"))
+                assert any(h.modality == "image" for h in store.search(q.text, 3))
+    assert ndcg["gap"]["gap"] >= ndcg["gap"]["none"] + 0.1
+    assert ndcg["gap"]["gap"] >= ndcg["twin"]["none"] - 0.02  # as good as a model without the gap
+    assert ndcg["twin"]["gap"] >= ndcg["twin"]["none"] - 0.01  # and free when there is no gap

@@ -334,3 +334,22 @@ def test_chroma_where_translation() -> None:
     ):
         with pytest.raises(InvalidInputError):
             chroma_where(bad)
+
+
+def test_urls_are_refused_by_the_media_policy_before_any_connection(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from omniretrieve.errors import MediaPolicyError
+
+    def no_connect(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_connect)
+    monkeypatch.setattr(socket, "create_connection", no_connect)
+    results = store.add([Image("https://example.com/cat.png"), "https://example.com/cat.png"])
+    assert results[0].status == "failed" and isinstance(results[0].error, MediaPolicyError)
+    assert results[1].status == "added"  # a plain str is text, never fetched
+    doc = store.get([results[1].id])[0]
+    assert doc is not None and doc.kind == "text" and doc.text == "https://example.com/cat.png"

@@ -10,7 +10,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from chroma_server import ChromaServer, chroma_server, free_port  # noqa: F401 - the fixture
+from chroma_server import ChromaServer, free_port
 
 from omniretrieve.calibration import ModalityStats
 from omniretrieve.documents import content_sha256
@@ -20,6 +20,7 @@ from omniretrieve.testing.fakes import FakeEmbedder
 from omniretrieve.types import Image
 
 pytestmark = pytest.mark.server
+
 
 DIM = 8
 

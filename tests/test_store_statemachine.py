@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import os
 import shutil
 import tempfile
 from typing import Any
-
-import math
-import os
 
 import numpy as np
 from hypothesis import HealthCheck, settings

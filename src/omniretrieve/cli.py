@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
     from omniretrieve.documents import Kind, SearchHit
     from omniretrieve.embedding import Embedder
-    from omniretrieve.gallery import GalleryEntry, Thumbnail
+    from omniretrieve.gallery import GalleryEntry, GalleryQuery, Thumbnail
     from omniretrieve.media import MediaLoader
     from omniretrieve.rerank import Reranker
     from omniretrieve.store import Store
@@ -1085,10 +1085,11 @@ def eval_command(
                 run, _ = run_queries(st, evalset, calibration=c, k=k)
                 results[c] = evaluate_groups(evalset, run, k)
             if rr is not None:
+                base = "gap" if "gap" in calibs else calibs[-1]
                 run, _ = run_queries(
-                    st, evalset, calibration=calibs[-1], k=k, reranker=rr, rerank_top_n=rerank_top_n
+                    st, evalset, calibration=base, k=k, reranker=rr, rerank_top_n=rerank_top_n
                 )
-                results[f"{calibs[-1]}+rerank"] = evaluate_groups(evalset, run, k)
+                results[f"{base}+rerank"] = evaluate_groups(evalset, run, k)
         if json_output:
             sys.stdout.write(
                 json.dumps({"k": k, "queries": len(evalset.queries), "metrics": results}, indent=1) + "\n"
@@ -1246,6 +1247,61 @@ _GROUP_TITLES = {
 }
 
 
+def _showcase_query(
+    store: Store,
+    evalset: EvalSet,
+    q: EvalQuery,
+    *,
+    k: int,
+    show: int,
+    reranker: Reranker | None,
+    loader: MediaLoader,
+    out: Console,
+) -> GalleryQuery:
+    """Search one demo query raw, calibrated (and reranked); print the lists and their nDCG; return the gallery part."""
+    from omniretrieve.evaluation import ndcg_at_k
+    from omniretrieve.gallery import GalleryColumn, GalleryQuery
+
+    grades = evalset.qrels.get(q.id, {})
+    lists: list[tuple[str, list[SearchHit], list[str]]] = []
+    for calib in ("none", "gap"):
+        run, hits = run_queries(store, evalset, calibration=calib, k=k, only=[q.id])
+        lists.append((_list_title(calib), hits[q.id], run[q.id]))
+    if reranker is not None:
+        run, hits = run_queries(store, evalset, calibration="gap", k=k, reranker=reranker, only=[q.id])
+        lists.append(("reranked (gap + reranker)", hits[q.id], run[q.id]))
+    ndcgs = [ndcg_at_k(names, grades, k) for _, _, names in lists]
+    names_by_id = {h.id: n for _, hits_, names in lists for h, n in zip(hits_, names, strict=True)}
+
+    title = _GROUP_TITLES.get(group_of(q), group_of(q))
+    text = q.item if isinstance(q.item, str) else None
+    source = None if text is not None else str(getattr(q.item, "source", ""))
+    out.print()
+    out.print(f"[bold]{title}[/]: " + _plain(repr(text) if text is not None else f"image {source}"))
+    table = results_table(
+        [(name, hits_[:show]) for name, hits_, _ in lists], grades=grades, names=names_by_id, width=out.width
+    )
+    out.print(table)
+    for (name, _, _), value in zip(lists, ndcgs, strict=True):
+        out.print(f"  nDCG@{k} {name:<26} {value:.3f}")
+
+    columns = [
+        GalleryColumn(
+            name,
+            [gallery_entry(h, loader, grade=grades.get(n, 0)) for h, n in zip(hits_, names, strict=True)],
+            metric=f"nDCG@{k} {value:.3f}",
+        )
+        for (name, hits_, names), value in zip(lists, ndcgs, strict=True)
+    ]
+    return GalleryQuery(
+        title=title,
+        columns=columns,
+        text=text,
+        image=thumbnail(loader, source, "image")[0] if source is not None else None,
+        note="marks: 2 = the exact scene, 1 = right color and shape elsewhere, 0 = not relevant",
+    )
+
+
 @app.command()
 def demo(
     out_dir: Annotated[
@@ -1268,7 +1324,7 @@ def demo(
     out, err = _console(), _console(stderr=True)
     with _errors(err):
         from omniretrieve.demo.world import make_world
-        from omniretrieve.gallery import GalleryColumn, GalleryQuery, write_gallery
+        from omniretrieve.gallery import write_gallery
 
         started = time.perf_counter()
         if tmp:
@@ -1298,61 +1354,10 @@ def demo(
             print_index_summary(report, out)
             loader = _loader_of(st)
             embed_queries(st, evalset)
-            showcase = _showcase(evalset)
-            gallery_queries: list[GalleryQuery] = []
-            for q in showcase:
-                grades = evalset.qrels.get(q.id, {})
-                only = [q.id]
-                lists: list[tuple[str, str, list[SearchHit], list[str]]] = []
-                for calib in ("none", "gap"):
-                    run, hits = run_queries(st, evalset, calibration=calib, k=k, only=only)
-                    lists.append((_list_title(calib), calib, hits[q.id], run[q.id]))
-                if rr is not None:
-                    run, hits = run_queries(st, evalset, calibration="gap", k=k, reranker=rr, only=only)
-                    lists.append(("reranked (gap + reranker)", "rerank", hits[q.id], run[q.id]))
-                from omniretrieve.evaluation import ndcg_at_k
-
-                ndcgs = [ndcg_at_k(names, grades, k) for _, _, _, names in lists]
-                names_by_id = {
-                    h.id: n for _, _, hits_, names in lists for h, n in zip(hits_, names, strict=True)
-                }
-                label = q.item if isinstance(q.item, str) else f"image {getattr(q.item, 'source', '')}"
-                out.print()
-                out.print(
-                    f"[bold]{_GROUP_TITLES.get(group_of(q), group_of(q))}[/]: {_plain(repr(label) if isinstance(q.item, str) else label)}"
-                )
-                out.print(
-                    results_table(
-                        [(name, hits_[:show]) for name, _, hits_, _ in lists],
-                        grades=grades,
-                        names=names_by_id,
-                        width=out.width,
-                    )
-                )
-                for (name, _, _, _), value in zip(lists, ndcgs, strict=True):
-                    out.print(f"  nDCG@{k} {name:<26} {value:.3f}")
-                columns = [
-                    GalleryColumn(
-                        name,
-                        [
-                            gallery_entry(h, loader, grade=grades.get(n, 0))
-                            for h, n in zip(hits_, names, strict=True)
-                        ],
-                        metric=f"nDCG@{k} {value:.3f}",
-                    )
-                    for (name, _, hits_, names), value in zip(lists, ndcgs, strict=True)
-                ]
-                gallery_queries.append(
-                    GalleryQuery(
-                        title=_GROUP_TITLES.get(group_of(q), group_of(q)),
-                        columns=columns,
-                        text=q.item if isinstance(q.item, str) else None,
-                        image=None
-                        if isinstance(q.item, str)
-                        else thumbnail(loader, str(q.item.source), "image")[0],
-                        note="marks: 2 = the exact scene, 1 = right color and shape elsewhere",
-                    )
-                )
+            gallery_queries = [
+                _showcase_query(st, evalset, q, k=k, show=show, reranker=rr, loader=loader, out=out)
+                for q in _showcase(evalset)
+            ]
             results: dict[str, dict[str, dict[str, float]]] = {}
             for calib in ("none", "rrf", "gap"):
                 run, _ = run_queries(st, evalset, calibration=calib, k=k)

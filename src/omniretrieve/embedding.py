@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
@@ -212,7 +213,8 @@ class BaseEmbedder(ABC):
         batch_size: inputs per model call.
         combine: how combined items are embedded, see :data:`CombineStrategy`.
         show_progress: whether ``embed``/``embed_each`` show a progress bar by default.
-        num_workers: threads that load and decode media ahead of the model (1: no threads).
+        num_workers: threads that load and decode media while the model encodes the previous
+            batch; 0 loads in the calling thread. Default: one less than the CPU count, 1 to 4.
     """
 
     def __init__(
@@ -229,9 +231,9 @@ class BaseEmbedder(ABC):
         if combine not in ("auto", "native", "mean"):
             raise InvalidInputError(f"combine={combine!r}", "must be 'auto', 'native' or 'mean'")
         if num_workers is None:
-            num_workers = min(4, os.cpu_count() or 1)
-        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 1:
-            raise InvalidInputError(f"num_workers={num_workers!r}", "must be a positive int")
+            num_workers = max(1, min(4, (os.cpu_count() or 1) - 1))
+        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+            raise InvalidInputError(f"num_workers={num_workers!r}", "must be an int >= 0")
         self._media = media
         self.batch_size = batch_size
         self.combine: CombineStrategy = combine
@@ -362,17 +364,21 @@ class BaseEmbedder(ABC):
         zero vector; the cause is chained).
 
         Raises:
-            InvalidInputError: ``items`` is not a sequence (a single ``str`` included) or ``role`` is
-                not ``"query"``/``"document"``.
+            InvalidInputError: ``items`` is a single item rather than a list (or other iterable) of
+                items, or ``role`` is not ``"query"``/``"document"``.
         """
         if role not in ROLES:
             raise InvalidInputError(f"role={role!r}", "must be 'query' or 'document'")
-        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Sequence):
+        if (
+            isinstance(items, (str, bytes, Mapping, np.ndarray))
+            or not isinstance(items, Iterable)
+            or _is_pil(items)
+        ):
             raise InvalidInputError(
                 describe(items),
-                "embed takes a sequence of items: wrap a single item in a list, or use embed_query",
+                "embed takes a list of items: wrap a single item in a list, or use embed_query",
             )
-        pending, jobs = self._plan(items)
+        pending, jobs = self._plan(list(items))
         progress = self._progress(len(jobs), self.show_progress if show_progress is None else show_progress)
         try:
             self._run(jobs, pending, role, progress)
@@ -449,7 +455,7 @@ class BaseEmbedder(ABC):
         for job in jobs:
             groups.setdefault(job.route, []).append(job)
         needs_media = any(route != "text" for route in groups)
-        pool = ThreadPoolExecutor(self.num_workers) if needs_media and self.num_workers > 1 else None
+        pool = ThreadPoolExecutor(self.num_workers) if needs_media and self.num_workers > 0 else None
         try:
             for route, group in groups.items():
                 if route == "text":
@@ -631,6 +637,11 @@ class _Skip:
 _SKIP = _Skip()
 
 
+def _is_pil(value: object) -> bool:
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(value, pil.Image)
+
+
 def _text_of(item: NormalizedItem) -> str:
     return item.text if isinstance(item, Text) else ""
 
@@ -673,7 +684,7 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         show_progress: whether ``embed`` shows a progress bar by default.
         model_kwargs: extra keyword arguments for loading the transformers model.
         processor_kwargs: extra keyword arguments for loading the processor/tokenizer.
-        num_workers: threads that load and decode media ahead of the model.
+        num_workers: threads that load and decode media ahead of the model (0: none).
         draft_images: let the loader decode JPEGs at a reduced scale (1/2, 1/4, 1/8, by DCT
             scaling) when the model's processor downsizes them further anyway: several times
             faster on large photos, with embeddings a hair from those of a full-size decode. False

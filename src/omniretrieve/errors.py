@@ -30,9 +30,7 @@ class MissingDependencyError(OmniretrieveError, ImportError):
     def __init__(self, package: str, extra: str, purpose: str) -> None:
         self.package = package
         self.extra = extra
-        super().__init__(
-            f"{purpose} needs the '{package}' package: pip install 'omniretrieve[{extra}]'"
-        )
+        super().__init__(f"{purpose} needs the '{package}' package: pip install 'omniretrieve[{extra}]'")
 
 
 def require(module: str, *, extra: str, purpose: str, package: str | None = None) -> ModuleType:

@@ -1,4 +1,4 @@
-"""Every input shape omniretrieve accepts, as named, typed aliases and small wrappers.
+r"""Every input shape omniretrieve accepts, as named, typed aliases and small wrappers.
 
 Read this one file to learn the whole input surface (the idea follows
 sentence-transformers' ``base/modality_types.py``).
@@ -14,7 +14,7 @@ Examples::
     Text("https://example.com/x.png")           # text, explicitly
     Image("photos/cat.jpg")                     # image from a path
     Image(pil_image)                            # image already in memory
-    Image(b"\\x89PNG...")                        # image bytes
+    Image(b"\x89PNG...")                         # image bytes
     Image("data:image/png;base64,...")          # data URI
     Image("https://example.com/x.png")          # URL: fetched only if the media policy allows URLs
     Audio(np_array, sampling_rate=16_000)       # mono or multi-channel samples
@@ -199,7 +199,7 @@ def as_item(value: ItemInput) -> NormalizedItem:
     if isinstance(value, str):
         return Text(value)
     if _is_pil(value):
-        return Image(value)
+        return Image(value)  # type: ignore[arg-type]
     if isinstance(value, Mapping):
         unknown = set(value) - set(MODALITIES)
         if unknown:
@@ -215,10 +215,17 @@ def as_item(value: ItemInput) -> NormalizedItem:
             return Text(text)
         if text is None and len(parts) == 1:
             return next(iter(parts.values()))
-        return Combined(text=text, **parts)
+        image, audio, video = parts.get("image"), parts.get("audio"), parts.get("video")
+        return Combined(
+            text=text,
+            image=image if isinstance(image, Image) else None,
+            audio=audio if isinstance(audio, Audio) else None,
+            video=video if isinstance(video, Video) else None,
+        )
     if isinstance(value, np.ndarray):
         raise InvalidInputError(
-            describe(value), "a bare array's modality is ambiguous: wrap it in Image(...), Audio(..., sampling_rate=...) or Video(...)"
+            describe(value),
+            "a bare array's modality is ambiguous: wrap it in Image(...), Audio(..., sampling_rate=...) or Video(...)",
         )
     raise InvalidInputError(
         describe(value),

@@ -25,7 +25,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,8 @@ from omniretrieve.errors import InvalidInputError, require
 if TYPE_CHECKING:
     import torch
     from transformers import CLIPModel, CLIPProcessor, PreTrainedTokenizerFast
+
+    from omniretrieve.demo.world import DemoDoc, DemoWorld
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,21 @@ class TrainConfig:
     vocab_size: int = 1000
     threads: int = 1
     norm_weight: float = 1.0
+    views: int = 2
+    sibling_weight: float = 0.2
+    mixed_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.renders_per_scene < 1 or self.threads < 1:
+            raise InvalidInputError("TrainConfig", "steps, renders_per_scene and threads must be >= 1")
+        if self.batch_size < 2:
+            raise InvalidInputError("TrainConfig.batch_size", f"{self.batch_size} is below 2")
+        for name in ("lr", "gap_offset", "norm_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+                raise InvalidInputError(
+                    f"TrainConfig.{name}", f"{value} must be a finite number >= 0 (lr > 0)"
+                )
 
 
 def _torch() -> Any:
@@ -211,6 +228,60 @@ def _training_texts(scene: Scene) -> list[str]:
     ]
 
 
+def graded_targets(attrs_a: torch.Tensor, attrs_b: torch.Tensor, sibling_weight: float) -> torch.Tensor:
+    """Target weights between two lists of scenes given as (color, shape, position) index rows.
+
+    1 for the same scene, ``sibling_weight`` for the same color and shape at another position
+    (a *sibling*), 0 otherwise: the world's graded judgments (grade 2 and grade 1) as weights.
+    """
+    a, b = attrs_a[:, None, :], attrs_b[None, :, :]
+    same_cs = (a[..., 0] == b[..., 0]) & (a[..., 1] == b[..., 1])
+    exact = same_cs & (a[..., 2] == b[..., 2])
+    return exact.float() + sibling_weight * (same_cs & ~exact).float()
+
+
+def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    torch = _torch()
+    weights = targets / targets.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    return -(weights * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def graded_contrastive_loss(
+    text_emb: torch.Tensor,
+    image_emb: torch.Tensor,
+    attrs: torch.Tensor,
+    logit_scale: torch.Tensor,
+    sibling_weight: float = 0.2,
+    mixed_weight: float = 1.0,
+) -> torch.Tensor:
+    """A multi-positive contrastive loss whose soft targets follow the world's graded relevance.
+
+    ``text_emb[k]`` and ``image_emb[k]`` show the scene ``attrs[k]`` (color, shape, position
+    indices); a scene may occur several times. The targets come from :func:`graded_targets`.
+
+    * Cross-modal (CLIP's two directions, soft targets): each text against all images and each
+      image against all texts.
+    * Mixed (weight ``mixed_weight``): each text and each image against every *other* text and
+      image of the batch in one softmax, so text-text, image-image and text-image similarities
+      are on one scale, as a search over a mixed corpus by plain cosine needs.
+    """
+    torch = _torch()
+    functional = torch.nn.functional
+    t = functional.normalize(text_emb, dim=-1)
+    i = functional.normalize(image_emb, dim=-1)
+    targets = graded_targets(attrs, attrs, sibling_weight)
+    logits = logit_scale * (t @ i.T)
+    loss = (_soft_cross_entropy(logits, targets) + _soft_cross_entropy(logits.T, targets.T)) / 2
+    if mixed_weight > 0:
+        both = torch.cat([t, i])
+        both_attrs = torch.cat([attrs, attrs])
+        self_mask = torch.eye(len(both), dtype=torch.bool)
+        mixed_logits = (logit_scale * (both @ both.T)).masked_fill(self_mask, -1e4)
+        mixed_targets = graded_targets(both_attrs, both_attrs, sibling_weight).masked_fill(self_mask, 0.0)
+        loss = loss + mixed_weight * _soft_cross_entropy(mixed_logits, mixed_targets)
+    return loss
+
+
 def _pixel_values(processor: CLIPProcessor, images: Sequence[Any]) -> torch.Tensor:
     out = processor.image_processor(images=list(images), return_tensors="pt")
     return out["pixel_values"]
@@ -225,10 +296,6 @@ def train_model(config: TrainConfig) -> tuple[CLIPModel, CLIPProcessor, dict[str
         The trained model (in eval mode), its processor, and training statistics.
     """
     torch = _torch()
-    if config.steps < 1 or config.batch_size < 2 or config.renders_per_scene < 1:
-        raise InvalidInputError(
-            "TrainConfig", "steps, batch_size and renders_per_scene must be >= 1, >= 2 and >= 1"
-        )
     previous_threads = torch.get_num_threads()
     previous_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(config.threads)
@@ -263,7 +330,12 @@ def _train(config: TrainConfig) -> tuple[CLIPModel, CLIPProcessor, dict[str, Any
     ids = enc["input_ids"].reshape(len(train_scenes), n_texts, -1)
     mask = enc["attention_mask"].reshape(len(train_scenes), n_texts, -1)
 
+    attrs = torch.tensor(
+        [[COLORS.index(s.color), SHAPES.index(s.shape), POSITIONS.index(s.position)] for s in train_scenes]
+    )
+
     batch = min(config.batch_size, len(train_scenes))
+    views = config.views
     gen = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     warmup = max(1, config.steps // 20)
@@ -278,31 +350,40 @@ def _train(config: TrainConfig) -> tuple[CLIPModel, CLIPProcessor, dict[str, Any
     model.train()
     losses: list[float] = []
     for _ in range(config.steps):
-        # Distinct scenes per batch: no false negatives for the contrastive loss.
         scene_idx = torch.randperm(len(train_scenes), generator=gen)[:batch]
-        render_idx = torch.randint(config.renders_per_scene, (batch,), generator=gen)
-        text_idx = torch.randint(n_texts, (batch,), generator=gen)
-        out = model(
-            input_ids=ids[scene_idx, text_idx],
-            attention_mask=mask[scene_idx, text_idx],
-            pixel_values=pixels[scene_idx, render_idx],
-            return_loss=True,
+        render_idx = torch.randint(config.renders_per_scene, (batch, views), generator=gen)
+        text_idx = torch.randint(n_texts, (batch, views), generator=gen)
+        rows = scene_idx[:, None].expand(batch, views)
+        text_emb = model.get_text_features(
+            input_ids=ids[rows, text_idx].reshape(batch * views, -1),
+            attention_mask=mask[rows, text_idx].reshape(batch * views, -1),
+        ).pooler_output
+        image_emb = model.get_image_features(
+            pixel_values=pixels[rows, render_idx].reshape(batch * views, 3, IMAGE_SIZE, IMAGE_SIZE)
+        ).pooler_output
+        scene_attrs = attrs[rows.reshape(-1)]
+        loss = graded_contrastive_loss(
+            text_emb,
+            image_emb,
+            scene_attrs,
+            model.logit_scale.exp().clamp(max=100.0),
+            sibling_weight=config.sibling_weight,
+            mixed_weight=config.mixed_weight,
         )
-        loss = out.loss
+        contrastive = loss
         if config.norm_weight > 0:
-            # In this CLIPModel, vision_model_output.pooler_output is the raw projected embedding.
-            raw = out.vision_model_output.pooler_output
-            loss = loss + config.norm_weight * torch.log(raw.norm(dim=-1)).var()
+            # Equal raw image norms: the gap offset then keeps the order of images for a query.
+            loss = loss + config.norm_weight * torch.log(image_emb.norm(dim=-1)).var()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         scheduler.step()
-        losses.append(float(out.loss.detach()))
+        losses.append(float(contrastive.detach()))
     model.eval()
     stats = {
         "train_seconds": round(time.perf_counter() - started, 2),
         "train_cpu_seconds": round(time.process_time() - started_cpu, 2),
-        "final_contrastive_loss": round(float(np.mean(losses[-20:])), 4),
+        "final_graded_loss": round(float(np.mean(losses[-20:])), 4),
         "train_scenes": len(train_scenes),
         "train_images": len(renders),
         "vocab_size": len(tokenizer),
@@ -448,6 +529,7 @@ def evaluate(model: CLIPModel, processor: CLIPProcessor, seed: int = 0) -> dict[
         no_image += int(not bool(is_image[order[:10]].any()))
         exact = [pos for pos, i in enumerate(order.tolist()) if is_image[i] and docs[i].scene == q.scene]
         ranks.append(exact[0] + 1)
+    graded = _graded_ndcg(world, text_docs, image_docs, text_emb, image_emb, enc_text, enc_image)
     return {
         "heldout_text_to_image_recall_at_1": hits / total,
         "image_to_image_recall_at_1": i2i_hits / max(1, len(image_queries)),
@@ -455,7 +537,38 @@ def evaluate(model: CLIPModel, processor: CLIPProcessor, seed: int = 0) -> dict[
         "matched_text_text_cosine": float((cap0 * cap1).sum(-1).mean()),
         "text_queries_without_image_in_top10": no_image / max(1, len(mixed)),
         "median_rank_of_exact_image": float(np.median(ranks)),
+        **graded,
     }
+
+
+def _graded_ndcg(
+    world: DemoWorld,
+    text_docs: Sequence[DemoDoc],
+    image_docs: Sequence[DemoDoc],
+    text_emb: torch.Tensor,
+    image_emb: torch.Tensor,
+    enc_text: Callable[[Sequence[str]], torch.Tensor],
+    enc_image: Callable[[Sequence[Any]], torch.Tensor],
+) -> dict[str, float]:
+    """Mean nDCG@10 per query group, ranking by plain cosine (no calibration) on the world's qrels."""
+    from omniretrieve.evaluation import DEMO_GROUPS, demo_qrels, ndcg_at_k
+
+    torch = _torch()
+    out: dict[str, float] = {}
+    for group, (modality, target) in DEMO_GROUPS.items():
+        queries = [q for q in world.queries if q.modality == modality and q.target == target]
+        docs = list(text_docs) + list(image_docs) if target == "mixed" else list(image_docs)
+        doc_emb = torch.cat([text_emb, image_emb]) if target == "mixed" else image_emb
+        query_emb = (
+            enc_image([q.image for q in queries]) if modality == "image" else enc_text([q.text or "" for q in queries])
+        )
+        qrels = demo_qrels(world, group)
+        scores = []
+        for q, row in zip(queries, query_emb @ doc_emb.T, strict=True):
+            ranked = [docs[i].id for i in row.argsort(descending=True)[:10].tolist()]
+            scores.append(ndcg_at_k(ranked, qrels[q.id], 10))
+        out[f"ndcg_at_10_{group.replace('->', '_to_')}"] = float(np.mean(scores))
+    return out
 
 
 def train(out: str | Path, config: TrainConfig | None = None) -> dict[str, Any]:
@@ -478,8 +591,15 @@ def train(out: str | Path, config: TrainConfig | None = None) -> dict[str, Any]:
     processor.save_pretrained(out_dir)
     (out_dir / "model.safetensors").chmod(0o644)  # safetensors writes it owner-only
     command = "python -m omniretrieve.demo.train --out DIR"
-    if config.gap_offset != DEFAULT_GAP_OFFSET:
-        command += f" --gap-offset {config.gap_offset:g}"
+    defaults = TrainConfig()
+    for flag, name in (
+        ("--seed", "seed"),
+        ("--steps", "steps"),
+        ("--gap-offset", "gap_offset"),
+        ("--threads", "threads"),
+    ):
+        if getattr(config, name) != getattr(defaults, name):
+            command += f" {flag} {getattr(config, name):g}"
     meta = {
         "description": "omniretrieve demo model: a toy CLIP trained on synthetic colored shapes",
         "training_command": command,
@@ -525,6 +645,31 @@ def model_card(meta: dict[str, Any]) -> str:
         for key, label in _METRIC_NAMES.items()
     )
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    if gap["scale"] > 0:
+        gap_section = f"""## The modality gap offset
+
+Real CLIP models embed texts and images in two separate regions ("the modality gap"): a text
+query scores texts far above images, so in a mixed corpus the right image ranks below captions
+of merely related things. Trained this small, this model
+has no gap, so one is added on purpose: a constant vector `c` is added to every image embedding.
+`|c|` = {gap["scale"]:g} x the mean embedding norm ({gap["mean_embedding_norm"]:.3f}) =
+{gap["norm"]:.3f}; its direction is one in which the training embeddings barely vary, so it
+leaves the order of images for a query almost unchanged and lowers every text-image cosine by
+about `1 / sqrt(1 + {gap["scale"]:g}^2)`. It lives in the vision tower's final layer-norm bias
+(`vision_model.post_layernorm.bias += pinv(visual_projection.weight) @ c`), so it survives
+saving and loading. `omniretrieve_demo.json` records `c` and the bias change;
+`omniretrieve.demo.load_model(gap=False)` (or `remove_gap_offset`) subtracts it again, giving the
+gap-free twin; `python -m omniretrieve.demo.train --out DIR --gap-offset 0` trains one.
+
+"""
+    else:
+        gap_section = """## The modality gap offset
+
+None: this model was trained with `--gap-offset 0`, so it is a gap-free model, like the twin that
+`omniretrieve.demo.load_model(gap=False)` derives from the shipped model. Its two metric columns
+below are the same.
+
+"""
     return f"""# omniretrieve demo model (toy CLIP, colored shapes only)
 
 **A toy.** This model knows exactly one tiny world: six colors ({", ".join(COLORS)}), four shapes
@@ -563,22 +708,7 @@ clock, {stats["train_cpu_seconds"]} s CPU (data, tokenizer and training), final 
 loss {stats["final_contrastive_loss"]}.
 Versions: {versions}.
 
-## The modality gap offset
-
-Real CLIP models embed texts and images in two separate regions ("the modality gap"): a text
-query scores texts far above images, so in a mixed corpus the right image ranks below captions
-of merely related things. Trained this small, this model
-has no gap, so one is added on purpose: a constant vector `c` is added to every image embedding.
-`|c|` = {gap["scale"]:g} x the mean embedding norm ({gap["mean_embedding_norm"]:.3f}) =
-{gap["norm"]:.3f}; its direction is one in which the training embeddings barely vary, so it
-leaves the order of images for a query almost unchanged and lowers every text-image cosine by
-about `1 / sqrt(1 + {gap["scale"]:g}^2)`. It lives in the vision tower's final layer-norm bias
-(`vision_model.post_layernorm.bias += pinv(visual_projection.weight) @ c`), so it survives
-saving and loading. `omniretrieve_demo.json` records `c` and the bias change;
-`omniretrieve.demo.load_model(gap=False)` (or `remove_gap_offset`) subtracts it again, giving the
-gap-free twin; `python -m omniretrieve.demo.train --out DIR --gap-offset 0` trains one.
-
-## Measured (on `make_world(seed=0)`)
+{gap_section}## Measured (on `make_world(seed=0)`)
 
 | metric | with offset (this model) | without offset (twin) |
 |---|---|---|
@@ -608,7 +738,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=TrainConfig.threads, help="torch CPU threads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = TrainConfig(seed=args.seed, steps=args.steps, gap_offset=args.gap_offset, threads=args.threads)
+    try:
+        config = TrainConfig(
+            seed=args.seed, steps=args.steps, gap_offset=args.gap_offset, threads=args.threads
+        )
+    except InvalidInputError as exc:
+        parser.error(str(exc))
     meta = train(args.out, config)
     print(json.dumps({"stats": meta["stats"], "metrics": meta["metrics"]}, indent=1))
     return 0

@@ -51,7 +51,7 @@ class FakeEmbedder(BaseEmbedder):
         native: combinations (tuples of modalities) to treat as read natively, to exercise that path.
         audio_sampling_rate: the rate audio is resampled to before hashing.
         video_num_frames: frames per video.
-        num_workers: threads that load media ahead of the (fake) model.
+        num_workers: threads that load media ahead of the (fake) model (0: none).
 
     Attributes:
         calls: one ``(route, number of inputs, role)`` per fake model call, in order: what a real
