@@ -15,8 +15,11 @@ vectors. Results go to ``benchmarks/results/embed.json``.
 
 Usage::
 
-    python benchmarks/embed.py                       # demo model if built, else a tiny CLIP
+    python benchmarks/embed.py                       # demo model if shipped, else a tiny CLIP
     python benchmarks/embed.py --n 512 --batch-size 64 --model path/or/hub-id --device cuda
+
+``--model`` takes what :func:`omniretrieve.embedding.load_embedder` takes (``demo``, a hub id, a
+local directory); both sides use the model it loads.
 """
 
 from __future__ import annotations
@@ -64,14 +67,14 @@ def make_images(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> l
 
 
 def default_model(workdir: Path) -> tuple[str, str]:
-    """The demo model if it is built, else a tiny random CLIP built now: (path, description)."""
+    """The demo model if it ships, else a tiny random CLIP built now: (load_embedder spec, description)."""
     try:
-        from omniretrieve.demo import model_path  # type: ignore[attr-defined]
+        from omniretrieve.demo import model_path
+        from omniretrieve.embedding import DEMO_ALIAS
 
-        path = Path(model_path())
-        if path.is_dir():
-            return str(path), "omniretrieve demo model"
-    except (ImportError, AttributeError, OSError, RuntimeError):
+        model_path()  # raises when the package was installed without it
+        return DEMO_ALIAS, "omniretrieve demo model"
+    except (ImportError, OSError):
         pass
     from omniretrieve.testing.models import build_tiny_clip
 
@@ -103,9 +106,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import sentence_transformers
     import torch
-    from sentence_transformers import SentenceTransformer
 
-    from omniretrieve.embedding import SentenceTransformerEmbedder
+    from omniretrieve.embedding import SentenceTransformerEmbedder, load_embedder
     from omniretrieve.types import Image
 
     with tempfile.TemporaryDirectory(prefix="omniretrieve-bench-") as tmp:
@@ -133,11 +135,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         paths = make_images(workdir / "images", args.n, (args.width, args.height))
         mean_kb = sum(os.path.getsize(p) for p in paths) / len(paths) / 1024
 
-        model_kwargs = {"dtype": getattr(torch, args.dtype)} if args.dtype else None
-        model = SentenceTransformer(model_ref, device=args.device, model_kwargs=model_kwargs)
-        ours = SentenceTransformerEmbedder(model, batch_size=args.batch_size, num_workers=args.num_workers)
+        ours = load_embedder(
+            model_ref,
+            device=args.device,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+        )
+        assert isinstance(ours, SentenceTransformerEmbedder), (
+            f"{model_ref} is not a sentence-transformers model"
+        )
+        model = ours.model  # the baseline runs the very same loaded model
         exact = SentenceTransformerEmbedder(
-            model, batch_size=args.batch_size, num_workers=args.num_workers, draft_images=False
+            model,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            draft_images=False,
+            model_id=ours.model_id,
         )
         items = [Image(p) for p in paths]
         runners = {

@@ -23,7 +23,8 @@ from langchain_omniretrieve import (  # noqa: E402
     OmniretrieveVectorStore,
 )
 
-from omniretrieve.demo import make_world, model_path  # noqa: E402
+from omniretrieve.demo import make_world  # noqa: E402
+from omniretrieve.embedding import load_embedder  # noqa: E402
 
 
 def format_docs(docs: list[Document]) -> str:
@@ -42,7 +43,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = world.write(Path(tmp) / "shapes")  # corpus/*.png and *.txt, queries/*.png
 
-        embeddings = OmniretrieveEmbeddings(model=str(model_path()), device="cpu")
+        # The demo model; any model works the same way: OmniretrieveEmbeddings(model="hub/id-or-dir").
+        embeddings = OmniretrieveEmbeddings(embedder=load_embedder("demo", device="cpu"))
         store = OmniretrieveVectorStore(embedding=embeddings, persist_directory=Path(tmp) / "index")
         texts = [d for d in world.docs if d.text is not None]
         images = [d for d in world.docs if d.image is not None]

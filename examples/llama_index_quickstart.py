@@ -29,8 +29,8 @@ from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
 from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle  # noqa: E402
 from llama_index.retrievers.omniretrieve import OmniretrieveRetriever, add_documents  # noqa: E402
 
-from omniretrieve.demo import make_world, model_path  # noqa: E402
-from omniretrieve.embedding import SentenceTransformerEmbedder  # noqa: E402
+from omniretrieve.demo import make_world  # noqa: E402
+from omniretrieve.embedding import load_embedder  # noqa: E402
 from omniretrieve.store import Store  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def main() -> int:
         documents = SimpleDirectoryReader(str(folder / "corpus")).load_data()
 
         # 2. One call stores them all in an omniretrieve store (one Chroma collection per modality).
-        store = Store(SentenceTransformerEmbedder(model_path()), path=Path(tmp) / "store")
+        store = Store(load_embedder("demo"), path=Path(tmp) / "store")  # or load_embedder("hub/id-or-dir")
         with store:
             results = add_documents(store, documents)
             added = sum(r.status == "added" for r in results)

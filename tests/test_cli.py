@@ -20,7 +20,7 @@ from omniretrieve.cli import app
 from omniretrieve.demo import model_path
 from omniretrieve.demo.world import make_world
 from omniretrieve.documents import content_sha256
-from omniretrieve.embedding import SentenceTransformerEmbedder
+from omniretrieve.embedding import DEMO_MODEL_ID, DEMO_NOGAP_MODEL_ID, load_embedder
 from omniretrieve.evaluation import evaluate
 from omniretrieve.media import from_path
 from omniretrieve.store import Store
@@ -242,7 +242,7 @@ def test_search_json_matches_the_library(small_world: tuple[Path, Path]) -> None
     assert by_text["query"] == {"text": "a red circle in the top left"} and by_text["calibration"] == "gap"
     assert set(by_image["lists"]) == {"none", "gap"}
 
-    with Store(SentenceTransformerEmbedder(model_path()), path=store) as st:
+    with Store(load_embedder("demo"), path=store) as st:
         lib_text = st.search("a red circle in the top left", 7)
         lib_image = st.search(Image(query_image), 5)
         lib_image_raw = st.search(Image(query_image), 5, calibration="none")
@@ -290,7 +290,7 @@ def test_eval_matches_metrics_computed_from_the_library(small_world: tuple[Path,
     docs = json.loads((folder / "docs.json").read_text())
     name_of = {(folder / d["path"]).resolve().as_uri(): doc_id for doc_id, d in docs.items()}
     run: dict[str, list[str]] = {}
-    with Store(SentenceTransformerEmbedder(model_path()), path=store) as st:
+    with Store(load_embedder("demo"), path=store) as st:
         for q in queries:
             item = Image(folder / q["image"]) if "image" in q else q["text"]
             kinds = None if q["target"] == "mixed" else [q["target"]]
@@ -303,20 +303,73 @@ def test_eval_matches_metrics_computed_from_the_library(small_world: tuple[Path,
     )
 
 
-def test_info_reports_model_counts_and_calibration(small_world: tuple[Path, Path], tmp_path: Path) -> None:
+def test_info_reports_model_counts_and_calibration(
+    small_world: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, store = small_world
+    import omniretrieve.embedding
+
+    real_load = omniretrieve.embedding.load_embedder
+    loaded: list[str] = []
+
+    def spy(spec: str, **kwargs: object) -> object:
+        loaded.append(spec)
+        return real_load(spec, **kwargs)
+
+    monkeypatch.setattr(omniretrieve.embedding, "load_embedder", spy)
     code, out, _ = invoke("info", "--store", str(store), "--json")
     assert code == 0
     info = json.loads(out)
-    assert Path(info["model"]).resolve() == model_path().resolve()
+    assert info["model"] == DEMO_MODEL_ID  # the stable id, not the installation's path
     assert info["dimension"] == json.loads((model_path() / "config.json").read_text())["projection_dim"]
+    assert info["similarity"] == "cosine" and info["schema"] == 1
     assert info["counts"]["image"] == 30 and info["counts"]["text"] == info["documents"] - 30
     assert info["calibration"]["statistics_counts"]["image"] == 30
     assert info["calibration"]["gaps"]["text-image"] > 0.5  # the demo model's documented gap
     code, out, _ = invoke("info", "--store", str(store))
-    assert code == 0 and "modality gap" in out and "demo" in out
+    assert code == 0 and "modality gap" in out and "demo" in out and DEMO_MODEL_ID in out
+    assert loaded == []  # info loads no model
     code, _, err = invoke("info", "--store", str(tmp_path / "nothing"))
-    assert code == 2 and "no omniretrieve store" in err
+    assert code == 2 and "no omniretrieve store" in err and not (tmp_path / "nothing").exists()
+
+    # --model checks the store against a model.
+    code, out, _ = invoke("info", "--store", str(store), "--model", "demo", "--json")
+    assert code == 0 and json.loads(out)["model"] == DEMO_MODEL_ID and loaded == ["demo"]
+    code, _, err = invoke("info", "--store", str(store), "--model", DEMO_NOGAP_MODEL_ID)
+    assert code == 2 and "holds embeddings of model 'omniretrieve/demo-clip'" in " ".join(err.split())
+    code, _, err = invoke("info", "--store", str(store), "--model", "fake:0")
+    assert code == 2 and "--model fake:0" in err
+
+
+def test_a_store_reopens_with_the_model_it_was_built_with(tmp_path: Path) -> None:
+    """A store built with the gap-free twin: commands without --model load the twin, not the demo model."""
+    store = tmp_path / "store"
+    picture = tmp_path / "red.png"
+    write_png(picture, (220, 20, 20), size=32)
+    with Store(load_embedder(DEMO_NOGAP_MODEL_ID), path=store) as st:
+        st.add(["a red circle", "a blue square", "the weather tomorrow", Image(picture)])
+        want = st.search("a red circle", k=4)
+    code, out, err = invoke("search", "a red circle", "--store", str(store), "--json", "-k", "4")
+    assert code == 0, err
+    got = json.loads(out)["results"]
+    assert [r["id"] for r in got] == [h.id for h in want]
+    assert [r["score"] for r in got] == pytest.approx([h.score for h in want], abs=1e-6)
+    code, _, err = invoke("search", "a red circle", "--store", str(store))
+    assert code == 0 and f"model: demo without its modality gap ({DEMO_NOGAP_MODEL_ID})" in err
+    # Asking for another model is refused by the store, not silently mixed.
+    code, _, err = invoke("search", "a red circle", "--store", str(store), "--model", "demo")
+    assert code == 2 and "holds embeddings of model 'omniretrieve/demo-clip-nogap'" in " ".join(err.split())
+
+
+def test_info_while_the_store_is_open_for_writing(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with fake_store(store) as st:
+        st.add(["one", "two"])
+        code, out, err = invoke("info", "--store", str(store), "--json")
+        assert code == 0, err
+        assert json.loads(out)["counts"]["text"] == 2 and json.loads(out)["model"] == FAKE
+        st.add(["three"])  # the writer goes on
+        assert st.count() == 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,6 +433,12 @@ def test_index_search_info_through_a_chroma_server(tmp_path: Path) -> None:
         assert code == 0
         hits = json.loads(out)["results"]
         assert hits[0]["id"] == content_sha256(from_path(files[3]))
+        # Without --model, commands use the model the server's store was built with.
+        code, out, err = invoke(
+            "search", query, "--chroma-host", server.host, "--chroma-port", str(server.port), "--json"
+        )
+        assert code == 0, err
+        assert json.loads(out)["results"][0]["id"] == hits[0]["id"]
         code, out, _ = invoke("info", *where, "--json")
         assert code == 0 and json.loads(out)["counts"] == {
             "text": 5,

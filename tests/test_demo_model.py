@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,6 +100,119 @@ def _mixed_ranks(model: Any, world: w.DemoWorld) -> tuple[float, float]:
     return no_image / len(queries), float(np.median(ranks))
 
 
+def _ndcg_at_10(ranked: list[str], judgments: dict[str, int]) -> float:
+    """nDCG@10 with linear gains, in plain numpy (independent of omniretrieve.evaluation)."""
+    discounts = 1.0 / np.log2(np.arange(2, 12))
+    gains = np.array([judgments.get(d, 0) for d in ranked[:10]], dtype=float)
+    ideal = np.array(sorted(judgments.values(), reverse=True)[:10], dtype=float)
+    return float(gains @ discounts[: len(gains)] / (ideal @ discounts[: len(ideal)]))
+
+
+def _graded_ndcg(model: Any, world: w.DemoWorld) -> dict[str, float]:
+    """Mean nDCG@10 per query group, ranking each target's documents by plain cosine."""
+    docs = list(world.docs)
+    text_idx = [i for i, d in enumerate(docs) if d.modality == "text"]
+    image_idx = [i for i, d in enumerate(docs) if d.modality == "image"]
+    emb = np.zeros((len(docs), 32), dtype=np.float32)
+    emb[text_idx] = _texts(model, [docs[i].text or "" for i in text_idx])
+    emb[image_idx] = _images(model, [docs[i].image for i in image_idx])
+    groups: dict[str, list[float]] = {}
+    for q in world.queries:
+        query = _images(model, [q.image]) if q.image is not None else _texts(model, [q.text or ""])
+        candidates = np.array(image_idx if q.target == "image" else range(len(docs)))
+        scores = emb[candidates] @ query[0]
+        ranked = [docs[i].id for i in candidates[np.argsort(-scores, kind="stable")[:10]]]
+        name = f"{q.modality}->{q.target}"
+        groups.setdefault(name, []).append(_ndcg_at_10(ranked, q.judgments))
+        if q.target == "mixed" and world.is_heldout(q.scene):
+            groups.setdefault("text->mixed (held-out scenes)", []).append(groups[name][-1])
+    return {name: float(np.mean(values)) for name, values in groups.items()}
+
+
+def test_ndcg_helper() -> None:
+    judgments = {"a": 2, "b": 1, "c": 1}
+    assert _ndcg_at_10(["a", "b", "c", "x"], judgments) == pytest.approx(1.0)
+    assert _ndcg_at_10(["x", "y"], judgments) == 0.0
+    swapped = (1 + 2 / np.log2(3) + 1 / np.log2(4)) / (2 + 1 / np.log2(3) + 1 / np.log2(4))
+    assert _ndcg_at_10(["b", "a", "c"], judgments) == pytest.approx(swapped)
+
+
+def test_gap_free_twin_ranks_by_graded_relevance(twin: Any, world: w.DemoWorld) -> None:
+    # Grade 2: the query's scene (caption and image); grade 1: same color and shape elsewhere.
+    # A model trained only on exact scenes scored 0.64 / 0.77 / 0.80 here.
+    ndcg = _graded_ndcg(twin, world)
+    assert ndcg["text->mixed"] >= 0.92, ndcg
+    assert ndcg["text->mixed (held-out scenes)"] >= 0.9, ndcg
+    assert ndcg["text->image"] >= 0.9, ndcg
+    assert ndcg["image->image"] >= 0.9, ndcg
+
+
+def test_gap_costs_mixed_ranking_only(model: Any, twin: Any, world: w.DemoWorld) -> None:
+    with_gap, without = _graded_ndcg(model, world), _graded_ndcg(twin, world)
+    # raw cosine over the mixed corpus suffers from the offset ...
+    assert with_gap["text->mixed"] <= without["text->mixed"] - 0.2, (with_gap, without)
+    # ... while ranking among images alone keeps its quality
+    for group in ("text->image", "image->image"):
+        assert with_gap[group] >= without[group] - 0.02, (group, with_gap, without)
+
+
+def test_graded_targets_and_loss() -> None:
+    from omniretrieve.demo import train
+
+    # (color, shape, position): the same scene, a sibling, same position + color, unrelated
+    attrs = torch.tensor([[0, 0, 0], [0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 1, 1]])
+    targets = train.graded_targets(attrs, attrs, sibling_weight=0.2, position_weight=0.02)
+    np.testing.assert_allclose(targets[0].numpy(), [1.0, 1.0, 0.2, 0.02, 0.0])
+    assert torch.equal(targets, targets.T)
+    # embeddings that encode color, shape and position score a lower loss than shuffled ones
+    eye = torch.eye(8)
+    graded = 2 * eye[attrs[:, 0]] + 2 * eye[attrs[:, 1] + 2] + eye[attrs[:, 2] + 4]
+    scale = torch.tensor(10.0)
+    good = train.graded_contrastive_loss(graded, graded, attrs, scale, 0.2, 1.0, 0.02)
+    bad = train.graded_contrastive_loss(graded, graded[[4, 3, 2, 1, 0]], attrs, scale, 0.2, 1.0, 0.02)
+    assert float(good) < float(bad)
+
+
+def test_train_config_rejects_bad_weights() -> None:
+    from omniretrieve.demo import train
+
+    with pytest.raises(InvalidInputError, match="sibling_weight"):
+        train.TrainConfig(sibling_weight=1.0)
+    with pytest.raises(InvalidInputError, match="position_weight"):
+        train.TrainConfig(sibling_weight=0.1, position_weight=0.2)
+    with pytest.raises(InvalidInputError, match="views"):
+        train.TrainConfig(views=0)
+
+
+def test_add_benchmark_results(tmp_path: Path) -> None:
+    from omniretrieve.demo import train
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in (demo.META_FILE, "README.md"):
+        (folder / name).write_bytes((demo.model_path() / name).read_bytes())
+    group = {"ndcg@10": 0.1234, "recall@10": 0.5, "mrr@10": 1.0}
+    metrics = {
+        c: dict.fromkeys(("text->mixed", "text->image", "image->image"), group) for c in ("none", "gap")
+    }
+    report = {
+        "world": {"seed": 0},
+        "checks": {"a check": True},
+        "models": {"gap": {"metrics": metrics}, "gap_free": {"metrics": metrics}},
+    }
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    meta = train.add_benchmark_results(folder, tmp_path / "report.json")
+    assert meta["benchmark"]["models"]["gap"]["none"]["text->mixed"]["ndcg@10"] == 0.1234
+    card = (folder / "README.md").read_text()
+    assert "| with offset (this model) | gap | 0.1234 (0.5000, 1.0000)" in card
+    assert "| rrf |" not in card  # only the calibrations in the report
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(InvalidInputError, match="mixed_search report"):
+        train.add_benchmark_results(folder, tmp_path / "bad.json")
+    with pytest.raises(InvalidInputError, match="not a demo model"):
+        train.add_benchmark_results(tmp_path, tmp_path / "report.json")
+
+
 def test_shipped_model_is_small_and_documented() -> None:
     path = demo.model_path()
     files = {p.name for p in path.iterdir()}
@@ -112,6 +226,13 @@ def test_shipped_model_is_small_and_documented() -> None:
     assert "toy" in card.lower() and meta["training_command"] in card
     assert meta["gap_offset"]["scale"] == demo.GAP_OFFSET_SCALE
     assert meta["stats"]["train_scenes"] == 96
+    # the graded objective and its settings are recorded and described
+    assert 0 < meta["config"]["sibling_weight"] < 1 and meta["config"]["views"] >= 2
+    assert "graded_contrastive_loss" in card and "sibling" in card
+    # the benchmark numbers recorded in the card are the ones in the metadata
+    bench = meta["benchmark"]["models"]
+    assert f"{bench['gap']['gap']['text->mixed']['ndcg@10']:.4f}" in card
+    assert f"{bench['gap_free']['none']['text->mixed']['ndcg@10']:.4f}" in card
 
 
 def test_loads_with_text_and_image_modalities(model: Any) -> None:
@@ -169,7 +290,7 @@ def test_remove_twice_is_refused(twin: Any) -> None:
         demo.remove_gap_offset(twin)
 
 
-def test_saved_gap_free_model_matches_twin(twin: Any, world: w.DemoWorld, tmp_path) -> None:
+def test_saved_gap_free_model_matches_twin(twin: Any, world: w.DemoWorld, tmp_path: Path) -> None:
     folder = demo.save_gap_free_model(tmp_path / "nogap")
     meta = json.loads((folder / demo.META_FILE).read_text())
     assert meta["gap_offset"]["scale"] == 0.0
@@ -181,7 +302,7 @@ def test_saved_gap_free_model_matches_twin(twin: Any, world: w.DemoWorld, tmp_pa
 
 
 @pytest.mark.slow
-def test_training_is_deterministic_and_reaches_recall(tmp_path) -> None:
+def test_training_is_deterministic_and_reaches_recall(tmp_path: Path) -> None:
     from omniretrieve.demo import train
 
     short = train.TrainConfig(steps=25, renders_per_scene=2)
@@ -195,9 +316,11 @@ def test_training_is_deterministic_and_reaches_recall(tmp_path) -> None:
     assert not all(torch.equal(a[k], fresh[k]) for k in a)  # training changed the weights
 
     # A shorter recipe than the shipped one (1200 steps, 12 renders), through the full pipeline.
-    meta = train.train(tmp_path / "m", train.TrainConfig(steps=500, batch_size=64, renders_per_scene=6))
-    assert meta["metrics"]["heldout_text_to_image_recall_at_1"] >= 0.9
-    assert meta["metrics"]["matched_text_text_cosine"] - meta["metrics"]["matched_text_image_cosine"] > 0.5
+    meta = train.train(tmp_path / "m", train.TrainConfig(steps=600, renders_per_scene=6))
+    metrics, twin_metrics = meta["metrics"], meta["metrics_without_gap_offset"]
+    assert twin_metrics["heldout_text_to_image_recall_at_1"] >= 0.9
+    assert twin_metrics["ndcg_at_10_text_to_mixed"] >= 0.9  # siblings ranked: graded objective
+    assert metrics["matched_text_text_cosine"] - metrics["matched_text_image_cosine"] > 0.5
     loaded = st.SentenceTransformer(str(tmp_path / "m"), device="cpu", local_files_only=True)
     assert {"text", "image"} <= set(loaded.modalities)
     assert os.path.isfile(tmp_path / "m" / "README.md")

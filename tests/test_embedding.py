@@ -15,7 +15,14 @@ import pytest
 from models_fixtures import tiny_clip, tiny_clip_path  # noqa: F401
 from PIL import Image as PILImage
 
-from omniretrieve.embedding import Embedder, EmbeddingResult, SentenceTransformerEmbedder
+from omniretrieve.embedding import (
+    DEMO_MODEL_ID,
+    DEMO_NOGAP_MODEL_ID,
+    Embedder,
+    EmbeddingResult,
+    SentenceTransformerEmbedder,
+    load_embedder,
+)
 from omniretrieve.errors import (
     EmbeddingError,
     InvalidInputError,
@@ -541,3 +548,130 @@ def test_fake_goes_through_the_same_routing(tmp_path: Path) -> None:
     assert native.calls == [(("text", "image"), 1, "document")]
     missing = fake.embed_each([Image(tmp_path / "nope.png"), "fine"])
     assert isinstance(missing[0].error, MediaNotFoundError) and missing[1].ok
+
+
+# ---------------------------------------------------------------------------------------------
+# models by name: load_embedder, stable ids
+# ---------------------------------------------------------------------------------------------
+
+
+def test_model_id_overrides_the_reported_id(tiny_clip_path: Path) -> None:  # noqa: F811
+    named = SentenceTransformerEmbedder(tiny_clip_path, device="cpu", model_id="team/clip-v1")
+    assert named.model_id == "team/clip-v1"
+    again = SentenceTransformerEmbedder(named.model, model_id="team/clip-v1")
+    assert again.model_id == "team/clip-v1"
+    np.testing.assert_array_equal(named.embed(["same vectors"]), again.embed(["same vectors"]))
+    for bad in ("", "   ", 7):
+        with pytest.raises(InvalidInputError, match="model_id"):
+            SentenceTransformerEmbedder(named.model, model_id=bad)  # type: ignore[arg-type]
+
+
+def test_demo_id_is_stable_when_the_installation_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import omniretrieve.demo.loading as demo_loading
+    from omniretrieve.store import Store
+
+    embedder = load_embedder("demo", num_workers=0)
+    assert embedder.model_id == DEMO_MODEL_ID == load_embedder(DEMO_MODEL_ID, num_workers=0).model_id
+    picture = Image(_pattern(21))
+    with Store(embedder, path=tmp_path / "store") as store:
+        store.add(["a red circle", "a blue square", picture])
+        before = store.search("a red circle", k=3)
+
+    # The package now lives elsewhere (a moved virtualenv or checkout): the same model, another path.
+    moved = Path(shutil.copytree(demo_loading.model_path(), tmp_path / "elsewhere" / "model"))
+    used: list[Path] = []
+
+    def moved_model_path() -> Path:
+        used.append(moved)
+        return moved
+
+    monkeypatch.setattr(demo_loading, "model_path", moved_model_path)
+    relocated = load_embedder("demo", num_workers=0)
+    assert used and relocated.model_id == DEMO_MODEL_ID
+    with Store(relocated, path=tmp_path / "store") as store:  # no EmbeddingSpaceMismatchError
+        after = store.search("a red circle", k=3)
+    assert [h.id for h in after] == [h.id for h in before]
+    assert [h.score for h in after] == pytest.approx([h.score for h in before], abs=1e-6)
+
+
+def test_demo_twin_has_its_own_id_and_a_store_refuses_to_mix_them(tmp_path: Path) -> None:
+    from omniretrieve.errors import EmbeddingSpaceMismatchError
+    from omniretrieve.store import Store
+
+    demo = load_embedder("demo", num_workers=0)
+    twin = load_embedder(DEMO_NOGAP_MODEL_ID, num_workers=0)
+    assert twin.model_id == DEMO_NOGAP_MODEL_ID != demo.model_id
+    picture = Image(_pattern(22))
+    # Same text tower; the image tower differs by the gap offset: different vectors, different space.
+    np.testing.assert_allclose(demo.embed(["a red circle"]), twin.embed(["a red circle"]), atol=1e-6)
+    assert float(demo.embed([picture])[0] @ twin.embed([picture])[0]) < 0.9
+    for first, second, path in ((demo, twin, tmp_path / "a"), (twin, demo, tmp_path / "b")):
+        with Store(first, path=path) as store:
+            store.add(["a red circle", picture])
+        with pytest.raises(EmbeddingSpaceMismatchError, match=second.model_id):
+            Store(second, path=path)
+
+
+def test_fake_spec() -> None:
+    fake = load_embedder("fake:12", seed=3, batch_size=4)
+    assert isinstance(fake, FakeEmbedder) and fake.model_id == "fake:12" and fake.dimension == 12
+    np.testing.assert_array_equal(fake.embed(["x"]), FakeEmbedder(12, seed=3).embed(["x"]))
+    assert load_embedder(fake.model_id).model_id == "fake:12"  # the id loads again
+    for bad in ("fake:", "fake:x", "fake:0", "fake:-3", "fake:1.5", "fake:\uff11\uff12"):
+        with pytest.raises(InvalidInputError, match="fake:<dimension>") as info:
+            load_embedder(bad)
+        assert info.value.input == bad
+    with pytest.raises(InvalidInputError, match="device") as info:
+        load_embedder("fake:8", device="cpu")
+    assert info.value.input == "fake:8"
+
+
+def test_a_bad_spec_is_a_typed_error_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = str(tmp_path / "no-such-model")
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    (not_a_model / "config.json").write_text("{ this is not json", encoding="utf-8")
+    for spec in (missing, str(not_a_model), not_a_model):
+        with pytest.raises(InvalidInputError) as info:
+            load_embedder(spec)
+        assert info.value.input == os.fspath(spec) and os.fspath(spec) in str(info.value)
+        assert info.value.__cause__ is not None  # the loader's own error is chained
+    for spec in ("", None, 3):
+        with pytest.raises(InvalidInputError, match="name a model"):
+            load_embedder(spec)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="no model_kwargs") as info:
+        load_embedder("demo", model_kwargs={"attn_implementation": "eager"})
+    assert info.value.input == "demo"
+    with pytest.raises(InvalidInputError, match="fixed id"):
+        load_embedder("demo", model_id="mine")
+    with pytest.raises(InvalidInputError, match="colour") as info:
+        load_embedder(DEMO_NOGAP_MODEL_ID, colour="red")
+    assert info.value.input == DEMO_NOGAP_MODEL_ID
+    # A path object always names a directory: Path("demo") is a folder, not the demo model.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidInputError) as info:
+        load_embedder(Path("demo"))
+    assert info.value.input == "demo" and "could not load" in info.value.reason
+
+    import omniretrieve.demo.loading as demo_loading
+
+    def gone() -> Path:
+        raise FileNotFoundError("the demo model is missing from this installation")
+
+    monkeypatch.setattr(demo_loading, "model_path", gone)
+    with pytest.raises(InvalidInputError, match="missing from this installation") as info:
+        load_embedder("demo")
+    assert info.value.input == "demo"
+
+
+def test_a_directory_spec_is_a_sentence_transformer_with_its_path_as_id(tiny_clip_path: Path) -> None:  # noqa: F811
+    by_str = load_embedder(str(tiny_clip_path), device="cpu", model_id=None, batch_size=5)
+    by_path = load_embedder(tiny_clip_path, device="cpu")
+    assert isinstance(by_str, SentenceTransformerEmbedder) and by_str.batch_size == 5
+    assert by_str.model_id == by_path.model_id == os.fspath(tiny_clip_path)
+    named = load_embedder(str(tiny_clip_path), device="cpu", model_id="team/clip")
+    assert named.model_id == "team/clip"

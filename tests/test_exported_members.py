@@ -18,7 +18,7 @@ EXPECTED = {
     "SentenceTransformerEmbedder", "Store", "StoreConnectionError", "StoreError", "StoreLockedError",
     "EmbeddingSpaceMismatchError", "InvalidVectorError", "Text", "TooManyRedirectsError", "URLNotAllowedError",
     "UnsupportedModalityError", "Video", "WriteResult", "__version__", "as_item", "evaluate",
-    "from_path", "ndcg_at_k", "recall_at_k", "reciprocal_rank",
+    "from_path", "ndcg_at_k", "recall_at_k", "reciprocal_rank", "load_embedder", "StoreInfo",
 }  # fmt: skip
 
 

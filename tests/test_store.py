@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -353,3 +354,261 @@ def test_urls_are_refused_by_the_media_policy_before_any_connection(
     assert results[1].status == "added"  # a plain str is text, never fetched
     doc = store.get([results[1].id])[0]
     assert doc is not None and doc.kind == "text" and doc.text == "https://example.com/cat.png"
+
+
+# ---------------------------------------------------------------------------------------------
+# Store.inspect: what a store holds, without its model
+# ---------------------------------------------------------------------------------------------
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under folder: its content and modification time."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _expected_gap(stats: Any) -> tuple[dict[str, float], dict[str, float]]:
+    means = {k: stats.mean(k) for k in ("text", "image", "audio", "video", "combined") if stats.count(k) > 0}
+    kinds = list(means)
+    norms = {k: float(np.linalg.norm(m)) for k, m in means.items()}
+    gaps = {
+        f"{a}-{b}": float(np.linalg.norm(means[a] - means[b]))
+        for i, a in enumerate(kinds)
+        for b in kinds[i + 1 :]
+    }
+    return norms, gaps
+
+
+def test_inspect_reads_an_embedded_store_without_its_model_and_writes_nothing(
+    tmp_path: Path, embedder: FakeEmbedder
+) -> None:
+    from omniretrieve.store import SCHEMA_VERSION, StoreInfo
+
+    path = tmp_path / "s"
+    with Store(embedder, path=path) as store:
+        results = store.add(
+            ["a", "b", "c", Image(_png(tmp_path / "r.png")), Image(_png(tmp_path / "g.png", (0, 200, 0)))]
+        )
+        store.add([{"text": "slide", "image": str(tmp_path / "r.png")}])
+        store.delete(ids=[results[0].id])
+        stats = store.statistics()
+    before = _snapshot(path)
+    info = Store.inspect(path=path)
+    assert isinstance(info, StoreInfo)
+    assert (info.name, info.location, info.model_id, info.dimension) == (
+        "omniretrieve",
+        str(path),
+        "fake:8",
+        DIM,
+    )
+    assert info.similarity == "cosine" and info.schema_version == SCHEMA_VERSION
+    assert info.counts == {"text": 2, "image": 2, "audio": 0, "video": 0, "combined": 1} and info.total == 5
+    assert info.statistics_counts == info.counts
+    norms, gaps = _expected_gap(stats)
+    assert info.mean_norms == pytest.approx(norms, rel=1e-12) and set(info.mean_norms) == {
+        "text",
+        "image",
+        "combined",
+    }
+    assert info.mean_distances == pytest.approx(gaps, rel=1e-12)
+    assert set(info.mean_distances) == {"text-image", "text-combined", "image-combined"}
+    assert _snapshot(path) == before  # read-only: no file written, touched or created
+    # The id it reports is the one that reopens the store.
+    with Store(FakeEmbedder(dimension=info.dimension), path=path) as store:
+        assert store.embedder.model_id == info.model_id and store.count() == info.total
+
+
+def test_inspect_while_another_process_writes(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    writer = textwrap.dedent(
+        f"""
+        import sys
+        import time
+        from omniretrieve.store import Store
+        from omniretrieve.testing.fakes import FakeEmbedder
+        with Store(FakeEmbedder(dimension={DIM}), path={str(path)!r}) as store:
+            for i in range(5):
+                store.add([f"first {{i}} {{j}}" for j in range(20)])
+            print("HALF", flush=True)
+            sys.stdin.readline()
+            for i in range(10):
+                store.add([f"second {{i}} {{j}}" for j in range(20)])
+                time.sleep(0.02)  # leaves the reader time to read between batches, even on a busy machine
+            hits = store.search("second 9 19", k=1)
+            assert store.count() == 300 and hits[0].document.text == "second 9 19", (store.count(), hits)
+            print("DONE", store.count(), flush=True)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", writer],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        line = proc.stdout.readline().strip()
+        assert line == "HALF", f"the writer did not start: {line!r} {proc.communicate(timeout=60)}"
+        info = Store.inspect(path=path)
+        assert info.counts["text"] == 100 and info.statistics_counts["text"] == 100
+        with pytest.raises(StoreLockedError):  # the writer still holds its lock: inspect took none
+            Store(FakeEmbedder(dimension=DIM), path=path)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        seen: list[tuple[int, int]] = []
+        while proc.poll() is None:  # read again and again while the writer writes
+            now = Store.inspect(path=path)
+            seen.append((now.counts["text"], now.statistics_counts["text"]))
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode == 0 and "DONE 300" in out, out + err
+    counts = [c for c, _ in seen]
+    assert counts == sorted(counts) and all(100 <= c <= 300 and c % 20 == 0 for c in counts), seen
+    assert any(100 < c < 300 for c in counts), seen  # some reads fell while the writer was writing
+    # the statistics are written just after the documents: a read between the two sees one batch less
+    assert all(c - s in (0, 20) for c, s in seen), seen
+    final = Store.inspect(path=path)
+    assert final.counts["text"] == final.statistics_counts["text"] == 300
+    with Store(FakeEmbedder(dimension=DIM), path=path) as store:  # intact for the next writer
+        assert store.count() == 300 and store.search("first 0 0", k=1)[0].document.text == "first 0 0"
+
+
+def test_inspect_in_the_process_that_holds_the_store_reads_through_it(
+    tmp_path: Path, embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import omniretrieve.store as store_module
+
+    calls: list[Path] = []
+    real = store_module._inspect_sqlite
+
+    def spy(folder: Path, name: str, timeout: float | None) -> Any:
+        calls.append(folder)
+        return real(folder, name, timeout)
+
+    monkeypatch.setattr(store_module, "_inspect_sqlite", spy)
+    path = tmp_path / "s"
+    with Store(embedder, path=path) as store:
+        store.add(["a", "b"])
+        assert Store.inspect(path=path).counts["text"] == 2
+        store.add(["c"])
+        live = Store.inspect(path=tmp_path / "." / "s")
+        assert live.counts["text"] == live.statistics_counts["text"] == 3
+        assert calls == []  # read through the open store's own client
+        store.add(["d"])  # the store is undisturbed
+        assert store.count() == 4
+        held = Store.inspect(path=path)
+        stats = store.statistics()
+    closed = Store.inspect(path=path)  # from the database once the store is closed: the same answer
+    assert calls == [path]
+    assert closed == replace(held, mean_norms=closed.mean_norms) and closed.counts["text"] == 4
+    assert closed.mean_norms == pytest.approx(held.mean_norms, rel=1e-12)
+    assert closed.mean_norms == pytest.approx(_expected_gap(stats)[0], rel=1e-12)
+
+
+def test_inspect_refuses_what_is_not_a_store(tmp_path: Path, embedder: FakeEmbedder) -> None:
+    import chromadb
+    from chromadb.config import Settings
+
+    missing = tmp_path / "missing"
+    with pytest.raises(InvalidInputError, match="no omniretrieve store") as info:
+        Store.inspect(path=missing)
+    assert info.value.input == str(missing) and not missing.exists()  # nothing created
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for path in (a_file, empty):
+        with pytest.raises(InvalidInputError, match="no omniretrieve store"):
+            Store.inspect(path=path)
+    assert list(empty.iterdir()) == []
+
+    # A Chroma directory with other collections, and a store of another name.
+    other = tmp_path / "other"
+    client = chromadb.PersistentClient(path=str(other), settings=Settings(anonymized_telemetry=False))
+    client.create_collection("photos", embedding_function=None)
+    client.create_collection("omniretrieve.text", embedding_function=None)  # not made by omniretrieve
+    client.close()
+    with pytest.raises(StoreError, match="not made by omniretrieve"):
+        Store.inspect(path=other)
+    with Store(embedder, path=other, name="mine") as store:
+        store.add(["x"])
+    with pytest.raises(InvalidInputError, match=r"named 'nope' \(stores found there: mine"):
+        Store.inspect(path=other, name="nope")
+    assert Store.inspect(path=other, name="mine").counts["text"] == 1
+    with pytest.raises(InvalidInputError, match="name"):
+        Store.inspect(path=other, name="bad name!")
+    with pytest.raises(InvalidInputError, match="path/host"):
+        Store.inspect(path=other, host="127.0.0.1")
+
+    # Not a database at all.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="could not read"):
+        Store.inspect(path=broken)
+
+
+def test_inspect_without_stored_sums_reports_counts_and_reopening_adds_them(
+    tmp_path: Path, embedder: FakeEmbedder
+) -> None:
+    path = tmp_path / "s"
+    with Store(embedder, path=path) as store:
+        store.add(["a", "b", Image(_png(tmp_path / "r.png"))])
+        stats = store.statistics()
+        # Statistics records as an omniretrieve without float64 sums in their metadata wrote them.
+        got = store._stats_col.get(include=["embeddings", "metadatas"])
+        store._stats_col.delete(ids=got["ids"])
+        store._stats_col.add(
+            ids=got["ids"],
+            embeddings=got["embeddings"],
+            metadatas=[{k: v for k, v in m.items() if k != "omni:sum"} for m in got["metadatas"]],
+        )
+    old = Store.inspect(path=path)
+    assert old.statistics_counts["text"] == 2 and old.statistics_counts["image"] == 1
+    assert old.mean_norms == {} and old.mean_distances == {}  # unknown, not made up
+    with Store(embedder, path=path):  # the writer rewrites its statistics with the sums
+        pass
+    norms, gaps = _expected_gap(stats)
+    new = Store.inspect(path=path)  # rebuilt from the float32 embeddings: float32 precision
+    assert new.mean_norms == pytest.approx(norms, rel=1e-6) and new.mean_distances == pytest.approx(
+        gaps, rel=1e-6
+    )
+
+
+@pytest.mark.server
+def test_inspect_through_a_chroma_server(chroma_server: Any) -> None:
+    from chroma_server import free_port
+
+    from omniretrieve.errors import StoreConnectionError
+
+    where = {"host": chroma_server.host, "port": chroma_server.port, "timeout": 20}
+    one = Store(FakeEmbedder(dimension=DIM), name="inspected", **where)
+    two = Store(FakeEmbedder(dimension=DIM), name="inspected", **where)
+    try:
+        one.add(["a", "b", Image(np.full((6, 6, 3), 9, dtype=np.uint8))])
+        two.add(["c", Image(np.full((6, 6, 3), 200, dtype=np.uint8))])
+        stats = one.statistics()  # both writers' records
+        info = Store.inspect(name="inspected", **where)
+        assert info.location == f"http://{chroma_server.host}:{chroma_server.port}"
+        assert (info.model_id, info.dimension, info.similarity) == ("fake:8", DIM, "cosine")
+        assert info.counts == {"text": 3, "image": 2, "audio": 0, "video": 0, "combined": 0}
+        assert info.statistics_counts == info.counts
+        norms, gaps = _expected_gap(stats)
+        assert info.mean_norms == pytest.approx(norms, rel=1e-6)  # statistics() reads float32 sums
+        assert info.mean_distances == pytest.approx(gaps, rel=1e-6) and set(gaps) == {"text-image"}
+        two.add(["d"])  # the writers keep writing
+        assert Store.inspect(name="inspected", **where).counts["text"] == 4
+    finally:
+        one.close()
+        two.close()
+    with pytest.raises(InvalidInputError, match=r"no omniretrieve store named 'absent'.*inspected"):
+        Store.inspect(name="absent", **where)
+    with pytest.raises(StoreConnectionError):
+        Store.inspect(host="127.0.0.1", port=free_port(), timeout=5)

@@ -54,11 +54,12 @@ if TYPE_CHECKING:
         Embedder,
         EmbeddingResult,
         SentenceTransformerEmbedder,
+        load_embedder,
     )
     from omniretrieve.evaluation import evaluate, ndcg_at_k, recall_at_k, reciprocal_rank
     from omniretrieve.media import MediaLoader, MediaPolicy, from_path
     from omniretrieve.rerank import CrossEncoderReranker, Reranker, RerankResult
-    from omniretrieve.store import Store, WriteResult
+    from omniretrieve.store import Store, StoreInfo, WriteResult
 
 __version__ = "0.1.0"
 
@@ -70,6 +71,7 @@ _LAZY: dict[str, str] = {
     "Embedder": "omniretrieve.embedding",
     "EmbeddingResult": "omniretrieve.embedding",
     "SentenceTransformerEmbedder": "omniretrieve.embedding",
+    "load_embedder": "omniretrieve.embedding",
     "evaluate": "omniretrieve.evaluation",
     "ndcg_at_k": "omniretrieve.evaluation",
     "recall_at_k": "omniretrieve.evaluation",
@@ -81,6 +83,7 @@ _LAZY: dict[str, str] = {
     "Reranker": "omniretrieve.rerank",
     "RerankResult": "omniretrieve.rerank",
     "Store": "omniretrieve.store",
+    "StoreInfo": "omniretrieve.store",
     "WriteResult": "omniretrieve.store",
 }
 
@@ -135,6 +138,7 @@ __all__ = [
     "Store",
     "StoreConnectionError",
     "StoreError",
+    "StoreInfo",
     "StoreLockedError",
     "Text",
     "TooManyRedirectsError",
@@ -146,6 +150,7 @@ __all__ = [
     "as_item",
     "evaluate",
     "from_path",
+    "load_embedder",
     "ndcg_at_k",
     "recall_at_k",
     "reciprocal_rank",

@@ -15,11 +15,14 @@ raw and the calibrated ranking side by side with their nDCG, and writes a result
     omniretrieve eval my-queries-folder --store my-store
     omniretrieve info --store my-store
 
-Models (``--model``): ``demo`` (the default for a new store) is the tiny CLIP shipped inside the
-package, so everything runs offline; any sentence-transformers model id or local directory works
-(e.g. a CLIP for text + images, a CLAP for text + audio). A store remembers its model: commands on
-an existing store use that model unless ``--model`` says otherwise. ``fake:<dim>`` is a model-free
-test double (content-hash vectors that carry no meaning).
+Models (``--model``, read by :func:`omniretrieve.embedding.load_embedder`): ``demo`` (the default for
+a new store) is the tiny CLIP shipped inside the package, so everything runs offline;
+``omniretrieve/demo-clip-nogap`` is its twin without the modality gap; any sentence-transformers
+model id or local directory works (e.g. a CLIP for text + images, a CLAP for text + audio).
+``fake:<dim>`` is a model-free test double (content-hash vectors that carry no meaning). A store
+remembers its model's id (``omniretrieve/demo-clip`` for the demo model, wherever it is installed):
+commands on an existing store load that model unless ``--model`` says otherwise, and ``info`` reads a
+store without loading any model.
 
 Rerankers (``--reranker``): any sentence-transformers ``CrossEncoder`` id or local directory (a text
 cross-encoder, or a multimodal yes/no reranker).
@@ -54,7 +57,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from omniretrieve.errors import InvalidInputError, OmniretrieveError
+from omniretrieve.embedding import DEMO_ALIAS, DEMO_MODEL_ID, DEMO_NOGAP_MODEL_ID
+from omniretrieve.errors import EmbeddingSpaceMismatchError, InvalidInputError, OmniretrieveError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,15 +68,12 @@ if TYPE_CHECKING:
     from omniretrieve.gallery import GalleryEntry, GalleryQuery, Thumbnail
     from omniretrieve.media import MediaLoader
     from omniretrieve.rerank import Reranker
-    from omniretrieve.store import Store
+    from omniretrieve.store import Store, StoreInfo
 
 logger = logging.getLogger(__name__)
 
-DEMO_MODEL = "demo"
-"""The ``--model`` value naming the demo model shipped in the package."""
-
-FAKE_PREFIX = "fake:"
-"""``--model fake:<dim>``: the model-free :class:`~omniretrieve.testing.fakes.FakeEmbedder`."""
+DEMO_MODEL = DEMO_ALIAS
+"""The ``--model`` value naming the demo model shipped in the package (id ``omniretrieve/demo-clip``)."""
 
 DEFAULT_DEMO_FOLDER = "omniretrieve-demo"
 """Where ``omniretrieve demo`` writes its world, store and gallery unless told otherwise."""
@@ -224,44 +225,20 @@ def _root(
 # ---------------------------------------------------------------------------------------------
 
 
-def _require_chromadb() -> Any:
-    from omniretrieve.errors import require
-
-    return require("chromadb", extra="all", purpose="The store", package="chromadb")
-
-
 def load_embedder(spec: str) -> Embedder:
-    """The embedder a ``--model`` value names: ``demo``, ``fake:<dim>``, or a model id / directory.
+    """The embedder a ``--model`` value names (see :func:`omniretrieve.embedding.load_embedder`).
 
     Raises:
-        InvalidInputError: a malformed ``fake:`` spec or a model that cannot be loaded.
+        InvalidInputError: it names nothing that loads; the message names the ``--model`` value.
     """
-    if spec == DEMO_MODEL:
-        from omniretrieve.demo import model_path
-
-        try:
-            spec = os.fspath(model_path())
-        except FileNotFoundError as exc:
-            raise InvalidInputError("--model demo", str(exc)) from exc
-    if spec.startswith(FAKE_PREFIX):
-        from omniretrieve.testing.fakes import FakeEmbedder
-
-        dim = spec[len(FAKE_PREFIX) :]
-        if not dim.isdigit() or int(dim) < 1:
-            raise InvalidInputError(f"--model {spec}", "write fake:<dimension>, e.g. fake:32")
-        return FakeEmbedder(int(dim))
-    from omniretrieve.embedding import SentenceTransformerEmbedder
+    from omniretrieve.embedding import load_embedder as load
 
     try:
-        return SentenceTransformerEmbedder(spec)
-    except OmniretrieveError:
-        raise
-    except Exception as exc:
-        raise InvalidInputError(
-            f"--model {spec}",
-            f"could not load it ({type(exc).__name__}: {exc}); give a sentence-transformers model id, "
-            "a local model directory, or 'demo'",
-        ) from exc
+        return load(spec)
+    except InvalidInputError as exc:
+        if exc.input != spec:
+            raise
+        raise InvalidInputError(f"--model {spec}", exc.reason) from exc
 
 
 def load_reranker(spec: str | None) -> Reranker | None:
@@ -289,22 +266,36 @@ def load_reranker(spec: str | None) -> Reranker | None:
         ) from exc
 
 
+def inspect_store(target: StoreTarget) -> StoreInfo:
+    """What the store at ``target`` holds, read without loading a model (:meth:`Store.inspect`).
+
+    Raises:
+        InvalidInputError: there is no omniretrieve store there.
+    """
+    from omniretrieve.store import Store
+
+    return Store.inspect(path=target.path, host=target.host, port=target.port)
+
+
 def open_store(
     target: StoreTarget, model: str | None, *, err: Console | None = None, must_exist: bool = False
 ) -> Store:
     """Open (or create) the store, with ``model`` or else the model it was built with, else the demo model.
 
     Raises:
-        InvalidInputError: ``must_exist`` and there is no store at the embedded path.
+        InvalidInputError: ``must_exist`` and there is no store at ``target``.
     """
     from omniretrieve.store import Store
 
-    space = store_space(target) if model is None or must_exist else None
-    if must_exist and target.path is not None and space is None:
-        raise InvalidInputError(
-            str(target.path), "no omniretrieve store here; create one with `omniretrieve index PATH...`"
-        )
-    spec = model or (space[0] if space is not None else DEMO_MODEL)
+    info: StoreInfo | None = None
+    if must_exist:
+        info = inspect_store(target)
+    elif model is None:
+        try:
+            info = inspect_store(target)
+        except InvalidInputError:  # no store yet: a new one gets the demo model
+            info = None
+    spec = model or (info.model_id if info is not None else DEMO_MODEL)
     if err is not None:
         err.print(f"[dim]model: {_plain(_model_label(spec))}[/]")
     embedder = load_embedder(spec)
@@ -314,15 +305,10 @@ def open_store(
 
 
 def _model_label(spec: str) -> str:
-    if spec == DEMO_MODEL:
-        return "demo (the tiny CLIP shipped with omniretrieve)"
-    try:
-        from omniretrieve.demo import model_path
-
-        if Path(spec).resolve() == Path(model_path()).resolve():
-            return "demo (the tiny CLIP shipped with omniretrieve)"
-    except (OmniretrieveError, ImportError, OSError):
-        pass
+    if spec in (DEMO_ALIAS, DEMO_MODEL_ID):
+        return f"demo ({DEMO_MODEL_ID}, the tiny CLIP shipped with omniretrieve)"
+    if spec == DEMO_NOGAP_MODEL_ID:
+        return f"demo without its modality gap ({DEMO_NOGAP_MODEL_ID})"
     return spec
 
 
@@ -1103,121 +1089,80 @@ def eval_command(
 # ---------------------------------------------------------------------------------------------
 
 
-class _StoredSpace:
-    """Stands in for the model when a command only reads a store's counts and statistics."""
-
-    similarity = "cosine"
-    media = None
-
-    def __init__(self, model_id: str, dimension: int) -> None:
-        self.model_id = model_id
-        self.dimension = dimension
-        self.modalities: frozenset[str] = frozenset()
-
-    def supports(self, modality: Any) -> bool:
-        return False
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise InvalidInputError("info", "opened without a model; nothing can be embedded")
-
-    embed = embed_each = embed_query = _refuse
-
-
-def store_space(target: StoreTarget) -> tuple[str, int] | None:
-    """The model id and dimension recorded in an embedded store, or ``None`` when it is new."""
-    if target.path is None or not (target.path / "chroma.sqlite3").exists():
-        return None
-    from omniretrieve.store import _K_DIM, _K_MODEL, DEFAULT_NAME
-
-    chromadb = _require_chromadb()
-    from chromadb.config import Settings
-
-    client = chromadb.PersistentClient(path=str(target.path), settings=Settings(anonymized_telemetry=False))
-    try:
-        for col in client.list_collections():
-            meta = col.metadata or {}
-            if col.name.startswith(f"{DEFAULT_NAME}.") and _K_MODEL in meta and _K_DIM in meta:
-                return str(meta[_K_MODEL]), int(meta[_K_DIM])
-    finally:
-        client.close()
-    return None
-
-
 @app.command()
 def info(
     json_output: JsonOpt = False,
-    model: ModelOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Also check that the store was built with this model (loads it). Default: no model is loaded.",
+        ),
+    ] = None,
     store: StoreOpt = None,
     chroma_host: HostOpt = None,
     chroma_port: PortOpt = 8000,
 ) -> None:
-    """What a store holds: its model, dimension, documents per modality and calibration state."""
+    """What a store holds: its model, dimension, documents per modality and calibration state.
+
+    Reads the store without loading its model and without disturbing a process that writes to it.
+    """
     out, err = _console(), _console(stderr=True)
     with _errors(err):
+        from omniretrieve.calibration import PRIOR_COUNT
         from omniretrieve.documents import KINDS
-        from omniretrieve.store import Store
 
         target = StoreTarget.of(store, chroma_host, chroma_port)
-        space = store_space(target) if model is None else None
-        if target.path is not None and space is None and model is None:
-            raise InvalidInputError(
-                str(target.path), "no omniretrieve store here; create one with `omniretrieve index`"
-            )
-        if space is not None:
-            st = Store(_StoredSpace(*space), path=target.path)  # type: ignore[arg-type]
-        else:
-            st = open_store(target, model)
-        with st:
-            stats = st.statistics()
-            counts = {kind: st.count(kind) for kind in KINDS}
-            model_id, dimension = st.embedder.model_id, st.embedder.dimension
-            means = {
-                kind: stats.mean(kind, prior_count=st.prior_count) for kind in KINDS if stats.count(kind) > 0
-            }
-            prior = st.prior_count
-        gaps: dict[str, float] = {}
-        kinds_present = list(means)
-        for i, a in enumerate(kinds_present):
-            for b in kinds_present[i + 1 :]:
-                ma, mb = means[a], means[b]
-                if ma is not None and mb is not None:
-                    gaps[f"{a}-{b}"] = float(((ma - mb) ** 2).sum() ** 0.5)
-        norms = {kind: float((m**2).sum() ** 0.5) for kind, m in means.items() if m is not None}
-        in_stats = {kind: stats.count(kind) for kind in KINDS}
-        total = sum(counts.values())
+        described = inspect_store(target)
+        if model is not None:
+            embedder = load_embedder(model)
+            if (embedder.model_id, embedder.dimension) != (described.model_id, described.dimension):
+                raise EmbeddingSpaceMismatchError(
+                    target.describe(),
+                    f"model {described.model_id!r} (dimension {described.dimension})",
+                    f"model {embedder.model_id!r} (dimension {embedder.dimension})",
+                )
         if json_output:
             payload = {
                 "store": target.describe(),
-                "model": model_id,
-                "dimension": dimension,
-                "documents": total,
-                "counts": counts,
+                "name": described.name,
+                "model": described.model_id,
+                "dimension": described.dimension,
+                "similarity": described.similarity,
+                "schema": described.schema_version,
+                "documents": described.total,
+                "counts": described.counts,
                 "calibration": {
-                    "statistics_counts": in_stats,
-                    "mean_norms": norms,
-                    "gaps": gaps,
-                    "prior_count": prior,
+                    "statistics_counts": described.statistics_counts,
+                    "mean_norms": described.mean_norms,
+                    "gaps": described.mean_distances,
+                    "prior_count": PRIOR_COUNT,
                 },
             }
             sys.stdout.write(json.dumps(payload, indent=1) + "\n")
             return
         out.print(f"store      {_plain(target.describe())}")
-        out.print(f"model      {_plain(_model_label(model_id))}")
-        out.print(f"dimension  {dimension}")
-        out.print(f"documents  {total}")
+        out.print(f"model      {_plain(_model_label(described.model_id))}")
+        out.print(f"dimension  {described.dimension} ({described.similarity})")
+        out.print(f"documents  {described.total}")
         table = Table(title="per modality", title_justify="left")
         table.add_column("kind")
         table.add_column("documents", justify="right")
         table.add_column("in calibration statistics", justify="right")
         table.add_column("|mean embedding|", justify="right")
         for kind in KINDS:
-            norm = norms.get(kind)
-            table.add_row(kind, str(counts[kind]), str(in_stats[kind]), "" if norm is None else f"{norm:.3f}")
+            norm = described.mean_norms.get(kind)
+            table.add_row(
+                kind,
+                str(described.counts[kind]),
+                str(described.statistics_counts[kind]),
+                "" if norm is None else f"{norm:.3f}",
+            )
         out.print(table)
-        if gaps:
+        if described.mean_distances:
             out.print(
                 "modality gap (distance between the kinds' mean embeddings; calibration 'gap' removes it): "
-                + ", ".join(f"{name} {value:.3f}" for name, value in gaps.items())
+                + ", ".join(f"{pair} {value:.3f}" for pair, value in described.mean_distances.items())
             )
         else:
             out.print("one kind of document or none: no modality gap to remove yet")

@@ -2,7 +2,7 @@
 
 The interface the store, search and adapters use is :class:`Embedder`, a small protocol::
 
-    model_id: str                      # hub id or local path, or "fake:<dim>"
+    model_id: str                      # what a store records and checks: hub id, path, "fake:<dim>"
     dimension: int
     modalities: frozenset[Modality]    # single modalities the model reads
     similarity: str                    # "cosine" (vectors are L2-normalised)
@@ -34,6 +34,12 @@ the L2-normalised mean of their parts' normalised embeddings.
 :class:`SentenceTransformerEmbedder` runs any sentence-transformers model (text, image, audio,
 video). :class:`omniretrieve.testing.fakes.FakeEmbedder` is a deterministic, model-free double that
 goes through the same routing and media loading.
+
+:func:`load_embedder` builds an embedder from a name: ``"demo"`` (the toy CLIP shipped in the package,
+id :data:`DEMO_MODEL_ID` wherever it is installed), ``"omniretrieve/demo-clip-nogap"`` (its gap-free
+twin, :data:`DEMO_NOGAP_MODEL_ID`), ``"fake:<dim>"``, or any sentence-transformers hub id or local
+directory. Every id it reports loads again through it, so ``load_embedder(Store.inspect(...).model_id)``
+reopens a store with the model it was built with.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from omniretrieve.errors import (
     EmbeddingError,
     InvalidInputError,
     MediaError,
+    MissingDependencyError,
     OmniretrieveError,
     UnsupportedModalityError,
     require,
@@ -99,7 +106,7 @@ class Embedder(Protocol):
 
     @property
     def model_id(self) -> str:
-        """The model's hub id or local path (``"fake:<dim>"`` for the fake)."""
+        """The id a store records and checks: the model's hub id or path, a stable name, or ``"fake:<dim>"``."""
         ...
 
     @property
@@ -245,7 +252,7 @@ class BaseEmbedder(ABC):
     @property
     @abstractmethod
     def model_id(self) -> str:
-        """The model's hub id or local path."""
+        """The id a store records and checks (a hub id, a local path or a stable name)."""
 
     @property
     @abstractmethod
@@ -689,10 +696,16 @@ class SentenceTransformerEmbedder(BaseEmbedder):
             scaling) when the model's processor downsizes them further anyway: several times
             faster on large photos, with embeddings a hair from those of a full-size decode. False
             gives the model exactly the pixels a full decode gives.
+        model_id: The id this embedder reports, which is what a :class:`~omniretrieve.store.Store`
+            records and checks: a store refuses an embedder of another id
+            (:class:`~omniretrieve.errors.EmbeddingSpaceMismatchError`). Default: the hub id or the
+            path as given (for a loaded model, the name it was loaded under). Give a stable name
+            when the directory may move (a model inside a virtualenv or a checkout), or when two
+            models loaded from one directory make different vectors and must not share a store.
 
     Raises:
-        InvalidInputError: loading options were given together with a loaded model, or the model
-            reads none of text, image, audio and video.
+        InvalidInputError: loading options were given together with a loaded model, ``model_id`` is
+            empty, or the model reads none of text, image, audio and video.
         MissingDependencyError: sentence-transformers is not installed.
     """
 
@@ -711,7 +724,12 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         processor_kwargs: Mapping[str, Any] | None = None,
         num_workers: int | None = None,
         draft_images: bool = True,
+        model_id: str | None = None,
     ) -> None:
+        if model_id is not None and (not isinstance(model_id, str) or not model_id.strip()):
+            raise InvalidInputError(
+                f"model_id={model_id!r}", "must be a non-empty str, or None for the default"
+            )
         super().__init__(
             media=media,
             batch_size=batch_size,
@@ -753,6 +771,8 @@ class SentenceTransformerEmbedder(BaseEmbedder):
             raise InvalidInputError(
                 describe(model), "model must be a hub id, a local directory or a SentenceTransformer"
             )
+        if model_id is not None:
+            self._model_id = model_id
 
         raw = list(self._model.modalities)
         self._modalities = frozenset(m for m in raw if isinstance(m, str) and m in MODALITIES)
@@ -970,7 +990,163 @@ def _torch_dtype(dtype: Any) -> Any:
     return dtype
 
 
+# ---------------------------------------------------------------------------------------------
+# Embedders by name
+# ---------------------------------------------------------------------------------------------
+
+DEMO_ALIAS = "demo"
+"""The short name :func:`load_embedder` takes for the demo model (:data:`DEMO_MODEL_ID`)."""
+
+DEMO_MODEL_ID = "omniretrieve/demo-clip"
+"""The id of the demo model shipped in the package (a toy CLIP, text and image, with a modality gap).
+
+The same wherever the package is installed, so a store built with the demo model opens after the
+virtualenv or the checkout moves. Not a hub id: :func:`load_embedder` loads it from the package."""
+
+DEMO_NOGAP_MODEL_ID = "omniretrieve/demo-clip-nogap"
+"""The id of the demo model's gap-free twin (``omniretrieve.demo.load_model(gap=False)``).
+
+It differs from :data:`DEMO_MODEL_ID` because its image vectors differ (the gap offset is removed):
+a store built with one model refuses the other."""
+
+FAKE_PREFIX = "fake:"
+"""``"fake:<dim>"`` names the model-free :class:`~omniretrieve.testing.fakes.FakeEmbedder`."""
+
+_DEMO_SPECS: dict[str, tuple[str, bool]] = {
+    DEMO_ALIAS: (DEMO_MODEL_ID, True),
+    DEMO_MODEL_ID: (DEMO_MODEL_ID, True),
+    DEMO_NOGAP_MODEL_ID: (DEMO_NOGAP_MODEL_ID, False),
+}
+_LOADING_ONLY = ("model_kwargs", "processor_kwargs", "trust_remote_code", "model_id")
+
+
+def load_embedder(spec: str | os.PathLike[str], **kwargs: Any) -> Embedder:
+    """The embedder a model name or directory stands for.
+
+    ========================================== ===================================================
+    ``spec``                                   embedder (its ``model_id``)
+    ========================================== ===================================================
+    ``"demo"``, ``"omniretrieve/demo-clip"``   the demo model shipped in the package
+                                               (:data:`DEMO_MODEL_ID`, the same on every install)
+    ``"omniretrieve/demo-clip-nogap"``         its gap-free twin (:data:`DEMO_NOGAP_MODEL_ID`)
+    ``"fake:<dim>"``                           :class:`~omniretrieve.testing.fakes.FakeEmbedder`
+                                               (``"fake:<dim>"``): content-hash vectors, no model
+    anything else                              ``SentenceTransformerEmbedder(spec, **kwargs)``: a
+                                               hub id or a local directory (the id as given)
+    ========================================== ===================================================
+
+    A path object always names a directory (``Path("demo")`` is a folder called ``demo``). Every
+    ``model_id`` this returns is a valid ``spec``, so the id a store records reopens it::
+
+        info = Store.inspect(path="my-store")
+        store = Store(load_embedder(info.model_id), path="my-store")
+
+    Args:
+        spec: The model's name or directory, see above.
+        **kwargs: Options of the embedder built. A sentence-transformers model takes every option
+            of :class:`SentenceTransformerEmbedder`; the demo models take ``device`` (default
+            ``"cpu"``), ``dtype`` and the embedding options (``batch_size``, ``media``,
+            ``combine``, ``show_progress``, ``num_workers``, ``draft_images``); the fake takes
+            those of :class:`~omniretrieve.testing.fakes.FakeEmbedder`.
+
+    Raises:
+        InvalidInputError: ``spec`` names nothing that loads: a malformed ``fake:`` spec, a demo
+            model missing from the installation, a model that fails to load (the message names
+            ``spec`` and the cause is chained); or an option that does not apply to it.
+        MissingDependencyError: sentence-transformers (or Pillow, for the demo models) is missing.
+
+    Example::
+
+        embedder = load_embedder("demo")                       # offline, seconds
+        embedder.model_id                                      # "omniretrieve/demo-clip"
+        clip = load_embedder("sentence-transformers/clip-ViT-B-32", device="cuda", dtype="float16")
+    """
+    if isinstance(spec, os.PathLike):
+        return _load_sentence_transformer(os.fspath(spec), kwargs)
+    if not isinstance(spec, str) or not spec:
+        raise InvalidInputError(
+            describe(spec), "name a model: 'demo', 'fake:<dim>', a hub id or a local model directory"
+        )
+    if spec in _DEMO_SPECS:
+        model_id, gap = _DEMO_SPECS[spec]
+        return _load_demo(spec, model_id, gap, kwargs)
+    if spec.startswith(FAKE_PREFIX):
+        return _load_fake(spec, kwargs)
+    return _load_sentence_transformer(spec, kwargs)
+
+
+def _check_options(spec: str, target: Callable[..., Any], kwargs: Mapping[str, Any], *args: Any) -> None:
+    import inspect
+
+    try:
+        inspect.signature(target).bind(*args, **kwargs)
+    except TypeError as exc:
+        raise InvalidInputError(spec, f"an option does not apply to this model ({exc})") from None
+
+
+def _load_fake(spec: str, kwargs: dict[str, Any]) -> Embedder:
+    from omniretrieve.testing.fakes import FakeEmbedder
+
+    dim = spec[len(FAKE_PREFIX) :]
+    if not dim.isascii() or not dim.isdigit() or int(dim) < 1:
+        raise InvalidInputError(spec, "write fake:<dimension> with a positive dimension, e.g. fake:32")
+    _check_options(spec, FakeEmbedder, kwargs, int(dim))
+    return FakeEmbedder(int(dim), **kwargs)
+
+
+def _load_demo(spec: str, model_id: str, gap: bool, kwargs: dict[str, Any]) -> Embedder:
+    options = dict(kwargs)
+    refused = [
+        name
+        for name in _LOADING_ONLY
+        if name in options and (options[name] if name != "model_id" else options[name] is not None)
+    ]
+    if refused:
+        raise InvalidInputError(
+            spec, f"the demo model takes no {', '.join(refused)} (it loads from the package, with a fixed id)"
+        )
+    for name in _LOADING_ONLY:
+        options.pop(name, None)
+    device = options.pop("device", None) or "cpu"
+    dtype = options.pop("dtype", None)
+    torch_dtype = _torch_dtype(dtype) if dtype is not None and dtype != "auto" else None
+    _check_options(spec, SentenceTransformerEmbedder, options, None)
+    from omniretrieve.demo import load_model
+
+    try:
+        model = load_model(gap=gap, device=device)
+        if torch_dtype is not None:
+            model.to(torch_dtype)
+    except MissingDependencyError:
+        raise
+    except Exception as exc:  # a missing or broken model directory, an unknown device
+        raise InvalidInputError(
+            spec,
+            f"could not load the demo model ({type(exc).__name__}: {exc}); reinstall omniretrieve, or train "
+            "one with `python -m omniretrieve.demo.train --out DIR` and load that directory",
+        ) from exc
+    return SentenceTransformerEmbedder(model, model_id=model_id, **options)
+
+
+def _load_sentence_transformer(spec: str, kwargs: dict[str, Any]) -> Embedder:
+    _check_options(spec, SentenceTransformerEmbedder, kwargs, spec)
+    try:
+        return SentenceTransformerEmbedder(spec, **kwargs)
+    except OmniretrieveError:
+        raise
+    except Exception as exc:
+        raise InvalidInputError(
+            spec,
+            f"could not load it ({type(exc).__name__}: {exc}); give a sentence-transformers model id, a "
+            f"local model directory, {DEMO_ALIAS!r} or 'fake:<dim>'",
+        ) from exc
+
+
 __all__ = [
+    "DEMO_ALIAS",
+    "DEMO_MODEL_ID",
+    "DEMO_NOGAP_MODEL_ID",
+    "FAKE_PREFIX",
     "ROLES",
     "BaseEmbedder",
     "CombineStrategy",
@@ -979,4 +1155,5 @@ __all__ = [
     "RouteKey",
     "SentenceTransformerEmbedder",
     "canonical_modalities",
+    "load_embedder",
 ]

@@ -36,11 +36,18 @@ Update, delete, close::
     store.delete(ids=[...]); store.delete(where={"album": "shapes"})
     store.close()                     # or use ``with Store(...) as store:``
 
+Inspect (no model loaded, nothing written, safe while another process writes; see :meth:`Store.inspect`)::
+
+    info = Store.inspect(path="my-store")        # or host=..., port=...
+    info.model_id, info.counts, info.mean_distances
+    store = Store(load_embedder(info.model_id), path="my-store")   # reopen with the model it was built with
+
 Layout in Chroma: a store named ``NAME`` (default ``"omniretrieve"``) keeps one collection per
 document kind, ``NAME.text``, ``NAME.image``, ``NAME.audio``, ``NAME.video`` and ``NAME.combined``
 (created on first use), plus ``NAME.stats``, which holds the per-kind running sums and counts of
 the stored embeddings that calibration needs (:mod:`omniretrieve.calibration`), one record per
-kind and writer, so every writer of a server deployment sees current statistics. Each collection's
+kind and writer, so every writer of a server deployment sees current statistics (each sum is the
+record's embedding, and again, in float64, in its metadata, where :meth:`Store.inspect` reads it). Each collection's
 metadata records the model id, dimension, similarity and schema version; opening a store with
 another embedder raises :class:`~omniretrieve.errors.EmbeddingSpaceMismatchError`. Searching one
 collection per kind instead of filtering one collection by modality is what keeps search fast
@@ -76,15 +83,19 @@ but not with writes).
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import math
 import os
 import re
+import sqlite3
+import threading
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -199,6 +210,7 @@ _K_SIM = "omni:similarity"
 _K_KIND = "omni:kind"
 _K_COUNT = "omni:count"
 _K_WRITER = "omni:writer"
+_K_SUM = "omni:sum"  # a statistics record's sum, float64 little-endian, base64: readable without Chroma
 _MEDIA_SCHEME = "omni-media:"
 _MEDIA_REF_RE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}(\.[a-z0-9]{1,8})?$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?$")
@@ -247,6 +259,48 @@ class _Stored:
     vector: np.ndarray
     metadata: dict[str, Any]
     document: str
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What a store holds, as :meth:`Store.inspect` reads it (no model needed).
+
+    Attributes:
+        name: The store's name (prefix of its Chroma collections).
+        location: Where it is: the embedded directory, or the Chroma server's URL.
+        model_id: The id of the model its vectors come from; ``load_embedder(model_id)``
+            (:func:`omniretrieve.embedding.load_embedder`) loads that model for the ids it knows
+            (the demo models, a hub id, a local directory).
+        dimension: The length of its vectors.
+        similarity: How its vectors compare (``"cosine"``).
+        schema_version: The omniretrieve layout version it was written with.
+        counts: Documents per kind, every kind of :data:`~omniretrieve.documents.KINDS` (0 when none).
+        statistics_counts: Vectors per kind in the calibration statistics. Equal to ``counts``
+            unless a write is in progress (a store writes a batch's statistics just after its
+            documents) or was cut short (opening the store for writing recounts them).
+        mean_norms: Per kind with statistics, the length of its (shrunk) mean embedding, the point
+            ``calibration="gap"`` centres that kind on (:mod:`omniretrieve.calibration`).
+        mean_distances: ``"a-b"`` -> the distance between the mean embeddings of kinds ``a`` and
+            ``b`` (kinds in :data:`~omniretrieve.documents.KINDS` order): the modality gap that
+            ``calibration="gap"`` removes. Without an entry for a kind whose statistics were last
+            written by an omniretrieve older than this one.
+    """
+
+    name: str
+    location: str
+    model_id: str
+    dimension: int
+    similarity: str
+    schema_version: int
+    counts: dict[str, int] = field(default_factory=dict)
+    statistics_counts: dict[str, int] = field(default_factory=dict)
+    mean_norms: dict[str, float] = field(default_factory=dict)
+    mean_distances: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Documents of every kind."""
+        return sum(self.counts.values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,6 +457,80 @@ def _unlock_fd(fd: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Connections
+# ---------------------------------------------------------------------------------------------
+
+
+def _chroma_settings() -> Any:
+    chromadb_config = require("chromadb.config", extra="all", purpose="The store", package="chromadb")
+    return chromadb_config.Settings(anonymized_telemetry=False)
+
+
+def _connect_server(
+    host: str, port: int, ssl: bool, headers: Mapping[str, str] | None, timeout: float | None
+) -> Any:
+    """A Chroma ``HttpClient`` whose every request is bounded by ``timeout``."""
+    chromadb = require("chromadb", extra="all", purpose="The store", package="chromadb")
+    import httpx
+
+    url = _server_url(host, port, ssl)
+    # Chroma's HttpClient talks to the server while it is being built, with no timeout; a
+    # bounded heartbeat first turns an unreachable or silent server into a prompt error.
+    try:
+        response = httpx.get(f"{url}/api/v2/heartbeat", headers=dict(headers or {}), timeout=timeout)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise StoreConnectionError(
+            f"no Chroma server answered at {url} within {timeout} s ({type(exc).__name__}: {exc}). "
+            f"Start one with `chroma run --path DIR --host {host} --port {port}`, or check host, port, "
+            "ssl and headers."
+        ) from exc
+    try:
+        client = chromadb.HttpClient(
+            host=host, port=int(port), ssl=ssl, headers=dict(headers or {}), settings=_chroma_settings()
+        )
+    except Exception as exc:
+        raise StoreConnectionError(f"the Chroma server at {url} refused the connection: {exc}") from exc
+    # Chroma builds its httpx.Client with timeout=None and offers no setting for it.
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(timeout)
+    else:  # pragma: no cover - only if Chroma's internals change
+        logger.warning("could not set a timeout on Chroma's HTTP client: requests may wait forever")
+    return client
+
+
+def _server_url(host: str, port: int, ssl: bool) -> str:
+    return f"{'https' if ssl else 'http'}://{host}:{int(port)}"
+
+
+def _check_location(
+    name: str, path: str | os.PathLike[str] | None, host: str | None, timeout: float | None
+) -> None:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidInputError(
+            f"name={name!r}",
+            "a store name is 1-64 letters, digits, '-' or '_' (starting and ending alphanumeric)",
+        )
+    if path is not None and host is not None:
+        raise InvalidInputError("path/host", "give either path (embedded) or host (client-server), not both")
+    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+        raise InvalidInputError(f"timeout={timeout!r}", "must be a positive number of seconds or None")
+
+
+_OPEN_LOCK = threading.Lock()
+_OPEN: dict[Path, weakref.ReferenceType[Store]] = {}
+"""The embedded stores this process holds open, by resolved directory (see :meth:`Store.inspect`)."""
+
+
+def _open_here(folder: Path) -> Store | None:
+    with _OPEN_LOCK:
+        ref = _OPEN.get(folder.resolve())
+    store = ref() if ref is not None else None
+    return store if store is not None and not store._closed else None
+
+
+# ---------------------------------------------------------------------------------------------
 # The store
 # ---------------------------------------------------------------------------------------------
 
@@ -458,17 +586,7 @@ class Store:
         reranker: Reranker | None = None,
         prior_count: float = PRIOR_COUNT,
     ) -> None:
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise InvalidInputError(
-                f"name={name!r}",
-                "a store name is 1-64 letters, digits, '-' or '_' (starting and ending alphanumeric)",
-            )
-        if path is not None and host is not None:
-            raise InvalidInputError(
-                "path/host", "give either path (embedded) or host (client-server), not both"
-            )
-        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
-            raise InvalidInputError(f"timeout={timeout!r}", "must be a positive number of seconds or None")
+        _check_location(name, path, host, timeout)
         if not (isinstance(prior_count, int | float) and math.isfinite(prior_count) and prior_count >= 0):
             raise InvalidInputError(f"prior_count={prior_count!r}", "must be a finite number >= 0")
         self.embedder = embedder
@@ -521,6 +639,83 @@ class Store:
         except BaseException:
             self._release()
             raise
+        if self.path is not None:
+            with _OPEN_LOCK:
+                _OPEN[self.path.resolve()] = weakref.ref(self)
+
+    # -- inspection ------------------------------------------------------------------------
+
+    @classmethod
+    def inspect(
+        cls,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        host: str | None = None,
+        port: int = 8000,
+        ssl: bool = False,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        name: str = DEFAULT_NAME,
+    ) -> StoreInfo:
+        """What a store holds, read without its model and without disturbing anyone writing to it.
+
+        It loads no model, creates nothing and writes nothing::
+
+            info = Store.inspect(path="my-store")
+            info.model_id, info.counts, info.mean_distances
+            store = Store(load_embedder(info.model_id), path="my-store")   # reopen with its model
+
+        Embedded (``path``): the store's SQLite database is opened read-only and read in one short
+        transaction. No omniretrieve lock is taken (a running writer keeps writing; a writer can
+        start meanwhile), no Chroma client is opened and the vector index files are never
+        touched, so two processes never write one directory. SQLite's shared read lock is held for
+        the milliseconds of the read: a writer committing at that moment waits that long (Chroma
+        waits; it does not fail). Every write a writer has finished is seen (Chroma commits each
+        write to SQLite before ``add`` returns); one in progress is not. When this process itself
+        holds the store open (a :class:`Store` on the same directory), it is read through that
+        object instead. This relies on the SQLite layout of Chroma 1.x: an unknown layout raises
+        :class:`~omniretrieve.errors.StoreError`.
+
+        Client-server (``host``): read requests to the server, which serves them beside any
+        writers; every writer's statistics are included.
+
+        Args:
+            path: An embedded store's directory (default ``./omniretrieve-store`` when ``host``
+                is not given).
+            host: A Chroma server's host, instead of ``path``.
+            port: The server's port.
+            ssl: Use HTTPS to reach the server.
+            headers: Extra HTTP headers for the server.
+            timeout: Seconds to wait for the server, or for a writer's commit to finish
+                (embedded); ``None`` waits forever.
+            name: The store's name.
+
+        Returns:
+            A :class:`StoreInfo`.
+
+        Raises:
+            InvalidInputError: there is no omniretrieve store of this name at ``path`` or on the
+                server (the message names any other stores found there); or a bad argument.
+            StoreError: the store was written by a newer omniretrieve, holds collections
+                omniretrieve did not make, or could not be read.
+            StoreConnectionError: the server could not be reached.
+        """
+        _check_location(name, path, host, timeout)
+        if host is not None:
+            url = _server_url(host, port, ssl)
+            client = _connect_server(host, port, ssl, headers, timeout)
+            try:
+                return _inspect_client(client, name, url)
+            finally:
+                try:
+                    client.close()
+                except Exception:  # pragma: no cover - best effort
+                    logger.debug("closing the Chroma client failed", exc_info=True)
+        folder = Path(path if path is not None else DEFAULT_PATH).absolute()
+        open_here = _open_here(folder)
+        if open_here is not None:
+            return _inspect_client(open_here._client, name, str(folder))
+        return _inspect_sqlite(folder, name, timeout)
 
     # -- connection ------------------------------------------------------------------------
 
@@ -529,50 +724,18 @@ class Store:
         """True for an embedded (on-disk, single-writer) store, False for client-server."""
         return self.host is None
 
-    def _settings(self) -> Any:
-        chromadb_config = require("chromadb.config", extra="all", purpose="The store", package="chromadb")
-        return chromadb_config.Settings(anonymized_telemetry=False)
-
     def _connect_embedded(self) -> Any:
         chromadb = require("chromadb", extra="all", purpose="The store", package="chromadb")
         assert self.path is not None
         try:
-            return chromadb.PersistentClient(path=str(self.path), settings=self._settings())
+            return chromadb.PersistentClient(path=str(self.path), settings=_chroma_settings())
         except Exception as exc:
             raise StoreError(f"could not open the Chroma store at {str(self.path)!r}: {exc}") from exc
 
     def _connect_server(
         self, host: str, port: int, ssl: bool, headers: Mapping[str, str] | None, timeout: float | None
     ) -> Any:
-        chromadb = require("chromadb", extra="all", purpose="The store", package="chromadb")
-        import httpx
-
-        scheme = "https" if ssl else "http"
-        url = f"{scheme}://{host}:{int(port)}"
-        # Chroma's HttpClient talks to the server while it is being built, with no timeout; a
-        # bounded heartbeat first turns an unreachable or silent server into a prompt error.
-        try:
-            response = httpx.get(f"{url}/api/v2/heartbeat", headers=dict(headers or {}), timeout=timeout)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise StoreConnectionError(
-                f"no Chroma server answered at {url} within {timeout} s ({type(exc).__name__}: {exc}). "
-                f"Start one with `chroma run --path DIR --host {host} --port {port}`, or check host, port, "
-                "ssl and headers."
-            ) from exc
-        try:
-            client = chromadb.HttpClient(
-                host=host, port=int(port), ssl=ssl, headers=dict(headers or {}), settings=self._settings()
-            )
-        except Exception as exc:
-            raise StoreConnectionError(f"the Chroma server at {url} refused the connection: {exc}") from exc
-        # Chroma builds its httpx.Client with timeout=None and offers no setting for it.
-        session = getattr(getattr(client, "_server", None), "_session", None)
-        if isinstance(session, httpx.Client):
-            session.timeout = httpx.Timeout(timeout)
-        else:  # pragma: no cover - only if Chroma's internals change
-            logger.warning("could not set a timeout on Chroma's HTTP client: requests may wait forever")
-        return client
+        return _connect_server(host, port, ssl, headers, timeout)
 
     def close(self) -> None:
         """Release the Chroma client and the directory lock (statistics are saved on every write). Idempotent."""
@@ -582,6 +745,11 @@ class Store:
         self._release()
 
     def _release(self) -> None:
+        if self.path is not None:
+            with _OPEN_LOCK:
+                ref = _OPEN.get(self.path.resolve())
+                if ref is not None and ref() in (self, None):
+                    del _OPEN[self.path.resolve()]
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -696,8 +864,10 @@ class Store:
     def _load_embedded_stats(self) -> ModalityStats:
         """Read the statistics; recount when they disagree with the collections; compact to one record per kind."""
         stats = self._read_stats_records()
-        got = self._stats_col.get(include=[])
+        got = self._stats_col.get(include=["metadatas"])
         ids = list(got["ids"])
+        # Records written before the float64 sums were kept in metadata lack them: rewrite those.
+        no_sum = any(_K_SUM not in (meta or {}) for meta in got["metadatas"] or [])
         counts = {kind: col.count() for kind, col in self._collections.items()}
         drift = any(counts.get(k, 0) != stats.count(k) for k in set(counts) | set(stats.kinds()))
         if drift:
@@ -705,7 +875,7 @@ class Store:
                 "store %s: statistics disagree with the stored documents; recounting", self._where()
             )
             stats = self._scan_stats()
-        if drift or any(not i.endswith(":base") for i in ids):
+        if drift or no_sum or any(not i.endswith(":base") for i in ids):
             if ids:
                 self._stats_col.delete(ids=ids)
             self._persist_stats(stats, list(stats.counts))
@@ -731,7 +901,15 @@ class Store:
         self._stats_col.upsert(
             ids=[f"{k}:{self._writer}" for k in kinds],
             embeddings=[stats.sums.get(k, np.zeros(self._dimension)).astype(np.float32) for k in kinds],
-            metadatas=[{_K_KIND: k, _K_COUNT: stats.count(k), _K_WRITER: self._writer} for k in kinds],
+            metadatas=[
+                {
+                    _K_KIND: k,
+                    _K_COUNT: stats.count(k),
+                    _K_WRITER: self._writer,
+                    _K_SUM: _encode_sum(stats.sums.get(k, np.zeros(self._dimension))),
+                }
+                for k in kinds
+            ],
         )
 
     def statistics(self) -> ModalityStats:
@@ -1542,6 +1720,230 @@ class Store:
         return out[:k]
 
 
+# ---------------------------------------------------------------------------------------------
+# Inspection (see Store.inspect)
+# ---------------------------------------------------------------------------------------------
+
+_CHROMA_FILE = "chroma.sqlite3"
+_CHROMA_TENANT = "default_tenant"
+_CHROMA_DATABASE = "default_database"
+_SUM_DTYPE = "<f8"
+
+
+def _encode_sum(vector: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vector, dtype=_SUM_DTYPE).tobytes()).decode("ascii")
+
+
+def _decode_sum(text: Any, dimension: int) -> np.ndarray | None:
+    """A sum written by :func:`_encode_sum`, or ``None`` when absent or not ``dimension`` finite floats."""
+    if not isinstance(text, str):
+        return None
+    try:
+        vector = np.frombuffer(base64.b64decode(text, validate=True), dtype=_SUM_DTYPE)
+    except ValueError:
+        return None
+    if vector.shape != (dimension,) or not np.isfinite(vector).all():
+        return None
+    return vector.astype(np.float64)
+
+
+_StatsRecord: TypeAlias = "tuple[str, int, np.ndarray | None]"
+"""One statistics record: kind, count, sum (``None`` when unknown)."""
+
+
+def _store_names(metas: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The names of the omniretrieve stores among Chroma collections (full name -> metadata)."""
+    return sorted(
+        {full.rsplit(".", 1)[0] for full, meta in metas.items() if "." in full and _K_SCHEMA in meta}
+    )
+
+
+def _recorded_space(
+    metas: Mapping[str, Mapping[str, Any]], name: str, location: str
+) -> tuple[str, int, str, int]:
+    """``(model, dimension, similarity, schema)`` recorded by store ``name`` among these collections."""
+    prefix = f"{name}."
+    mine = {full[len(prefix) :]: meta for full, meta in metas.items() if full.startswith(prefix)}
+    if not mine:
+        others = _store_names(metas)
+        found = f" (stores found there: {', '.join(others)}; pass name=)" if others else ""
+        raise InvalidInputError(
+            location,
+            f"holds no omniretrieve store named {name!r}{found}; create one with Store(embedder, ...) "
+            "or `omniretrieve index`",
+        )
+    spaces: set[tuple[str, int, str]] = set()
+    schema = 0
+    for kind, meta in sorted(mine.items()):
+        if kind not in (*KINDS, _STATS) or any(k not in meta for k in (_K_SCHEMA, _K_MODEL, _K_DIM, _K_SIM)):
+            raise StoreError(
+                f"collection {prefix}{kind!s} at {location} was not made by omniretrieve; choose another store name"
+            )
+        version = int(meta[_K_SCHEMA])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {name!r} at {location} was written by a newer omniretrieve (schema {version} > "
+                f"{SCHEMA_VERSION}); upgrade omniretrieve"
+            )
+        schema = max(schema, version)
+        spaces.add((str(meta[_K_MODEL]), int(meta[_K_DIM]), str(meta[_K_SIM])))
+    if len(spaces) != 1:
+        raise StoreError(
+            f"the collections of store {name!r} at {location} record different models: {sorted(spaces)}"
+        )
+    model, dimension, similarity = spaces.pop()
+    return model, dimension, similarity, schema
+
+
+def _store_info(
+    name: str,
+    location: str,
+    space: tuple[str, int, str, int],
+    counts: Mapping[str, int],
+    records: Sequence[_StatsRecord],
+) -> StoreInfo:
+    model, dimension, similarity, schema = space
+    stats = ModalityStats(dimension)
+    unknown: set[str] = set()
+    for kind, count, total in records:
+        stats.counts[kind] = stats.counts.get(kind, 0) + count
+        if total is None or total.shape != (dimension,):
+            unknown.add(kind)
+        else:
+            stats.sums[kind] = stats.sums.get(kind, np.zeros(dimension)) + total
+    means: dict[str, np.ndarray] = {}
+    for kind in KINDS:
+        mean = stats.mean(kind, prior_count=PRIOR_COUNT) if kind not in unknown else None
+        if mean is not None:
+            means[kind] = mean
+    present = list(means)
+    return StoreInfo(
+        name=name,
+        location=location,
+        model_id=model,
+        dimension=dimension,
+        similarity=similarity,
+        schema_version=schema,
+        counts={kind: int(counts.get(kind, 0)) for kind in KINDS},
+        statistics_counts={kind: stats.count(kind) for kind in KINDS},
+        mean_norms={kind: float(np.linalg.norm(m)) for kind, m in means.items()},
+        mean_distances={
+            f"{a}-{b}": float(np.linalg.norm(means[a] - means[b]))
+            for i, a in enumerate(present)
+            for b in present[i + 1 :]
+        },
+    )
+
+
+def _inspect_client(client: Any, name: str, location: str) -> StoreInfo:
+    """Read a store's description through a Chroma client (read requests only)."""
+    try:
+        metas = {col.name: dict(col.metadata or {}) for col in client.list_collections()}
+        space = _recorded_space(metas, name, location)
+        counts: dict[str, int] = {}
+        for kind in KINDS:
+            if f"{name}.{kind}" in metas:
+                counts[kind] = int(client.get_collection(f"{name}.{kind}", embedding_function=None).count())
+        records: list[_StatsRecord] = []
+        if f"{name}.{_STATS}" in metas:
+            col = client.get_collection(f"{name}.{_STATS}", embedding_function=None)
+            got = col.get(include=["embeddings", "metadatas"])
+            embeddings = got.get("embeddings")
+            for i, meta in enumerate(got.get("metadatas") or []):
+                total = _decode_sum(meta.get(_K_SUM), space[1])  # float64; the embedding is float32
+                if total is None and embeddings is not None:
+                    total = np.asarray(embeddings[i], dtype=np.float64)
+                records.append((str(meta[_K_KIND]), int(meta[_K_COUNT]), total))
+    except OmniretrieveError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"could not read store {name!r} at {location}: {exc}") from exc
+    return _store_info(name, location, space, counts, records)
+
+
+def _inspect_sqlite(folder: Path, name: str, timeout: float | None) -> StoreInfo:
+    """Read a store's description from its Chroma SQLite database, opened read-only (see Store.inspect)."""
+    location = str(folder)
+    if not folder.is_dir():
+        what = "not a directory" if folder.exists() else "no such directory"
+        raise InvalidInputError(
+            location,
+            f"holds no omniretrieve store ({what}); create one with Store(embedder, path=...) or "
+            "`omniretrieve index`",
+        )
+    database = folder / _CHROMA_FILE
+    if not database.is_file():
+        raise InvalidInputError(
+            location,
+            f"holds no omniretrieve store (no {_CHROMA_FILE}); create one with Store(embedder, path=...) "
+            "or `omniretrieve index`",
+        )
+    try:
+        # SQLite counts its busy timeout in int32 milliseconds: "forever" is capped at ~24 days.
+        wait = 2_000_000.0 if timeout is None else float(timeout)
+        conn = sqlite3.connect(
+            f"{database.as_uri()}?mode=ro",
+            uri=True,
+            timeout=wait,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"could not open the store database {str(database)!r} read-only: {exc}") from exc
+    try:
+        conn.execute("BEGIN")  # one snapshot for every read below
+        collections = dict(
+            conn.execute(
+                "SELECT c.id, c.name FROM collections c JOIN databases d ON d.id = c.database_id "
+                "WHERE d.name = ? AND d.tenant_id = ?",
+                (_CHROMA_DATABASE, _CHROMA_TENANT),
+            ).fetchall()
+        )
+        metas: dict[str, dict[str, Any]] = {full: {} for full in collections.values()}
+        for cid, key, str_value, int_value, float_value, bool_value in conn.execute(
+            "SELECT collection_id, key, str_value, int_value, float_value, bool_value FROM collection_metadata"
+        ):
+            if cid in collections:
+                values = (str_value, int_value, float_value, None if bool_value is None else bool(bool_value))
+                metas[collections[cid]][key] = next((v for v in values if v is not None), None)
+        space = _recorded_space(metas, name, location)
+        segments = {
+            collections[cid]: sid
+            for sid, cid in conn.execute("SELECT id, collection FROM segments WHERE scope = 'METADATA'")
+            if cid in collections
+        }
+        counts: dict[str, int] = {}
+        for kind in KINDS:
+            segment = segments.get(f"{name}.{kind}")
+            if segment is not None:
+                (n,) = conn.execute(
+                    "SELECT COUNT(*) FROM embeddings WHERE segment_id = ?", (segment,)
+                ).fetchone()
+                counts[kind] = int(n)
+        fields: dict[str, dict[str, Any]] = {}
+        segment = segments.get(f"{name}.{_STATS}")
+        if segment is not None:
+            for record, key, str_value, int_value in conn.execute(
+                "SELECT e.embedding_id, m.key, m.string_value, m.int_value FROM embeddings e "
+                "JOIN embedding_metadata m ON m.id = e.id WHERE e.segment_id = ? AND m.key IN (?, ?, ?)",
+                (segment, _K_KIND, _K_COUNT, _K_SUM),
+            ):
+                fields.setdefault(record, {})[key] = str_value if int_value is None else int_value
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"could not read the store database {str(database)!r} ({type(exc).__name__}: {exc}); it may "
+            "come from a Chroma version whose layout omniretrieve does not know: open it with Store(...)"
+        ) from exc
+    finally:
+        conn.close()
+    records: list[_StatsRecord] = [
+        (str(f[_K_KIND]), int(f[_K_COUNT]), _decode_sum(f.get(_K_SUM), space[1]))
+        for f in fields.values()
+        if _K_KIND in f and _K_COUNT in f
+    ]
+    return _store_info(name, location, space, counts, records)
+
+
 def _same_value(x: Any, y: Any) -> bool:
     if type(x) is not type(y):
         return False
@@ -1621,6 +2023,7 @@ __all__ = [
     "LOCK_FILE",
     "SCHEMA_VERSION",
     "Store",
+    "StoreInfo",
     "WriteResult",
     "WriteStatus",
     "check_vector",

@@ -110,15 +110,15 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, 
     Texts get ``{"kind": "caption"}`` or ``{"kind": "distractor"}``, pictures ``{"kind": "picture"}``;
     ids are the world's document ids; the world's files are under ``folder``.
     """
-    from omniretrieve.demo import make_world, model_path
-    from omniretrieve.embedding import SentenceTransformerEmbedder
+    from omniretrieve.demo import make_world
+    from omniretrieve.embedding import load_embedder
     from omniretrieve.store import Store
     from omniretrieve.types import Image
 
     world = make_world(seed=0)
     root = tmp_path_factory.mktemp("demo")
     folder = world.write(root / "world")
-    store = Store(SentenceTransformerEmbedder(model_path(), device="cpu", num_workers=1), path=root / "index")
+    store = Store(load_embedder("demo", device="cpu", num_workers=1), path=root / "index")
     items: list[Any] = []
     metadatas: list[dict[str, Any]] = []
     for doc in world.docs:
