@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from omniretrieve.calibration import center
-from omniretrieve.demo import gap_offset, load_model, make_world
+from omniretrieve.demo import gap_offset, make_world
 from omniretrieve.demo.world import DemoWorld, Scene
-from omniretrieve.embedding import SentenceTransformerEmbedder
+from omniretrieve.embedding import DEMO_MODEL_ID, DEMO_NOGAP_MODEL_ID, Embedder, load_embedder
 from omniretrieve.evaluation import (
     DEMO_GROUPS,
     demo_qrels,
@@ -94,7 +94,7 @@ def measure_model(world: DemoWorld, gap: bool) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    embedder = SentenceTransformerEmbedder(load_model(gap=gap))
+    embedder = load_embedder(DEMO_MODEL_ID if gap else DEMO_NOGAP_MODEL_ID)
     folder = _tmp_dir()
     try:
         with Store(embedder, path=folder) as store:
@@ -130,7 +130,7 @@ def measure_model(world: DemoWorld, gap: bool) -> dict[str, Any]:
     return out
 
 
-def measure_combined(store: Store, embedder: SentenceTransformerEmbedder, world: DemoWorld) -> dict[str, Any]:
+def measure_combined(store: Store, embedder: Embedder, world: DemoWorld) -> dict[str, Any]:
     """Half the scenes as combined documents (caption + image); how should those be scored?
 
     Builds a second corpus in the same store under another name: distractors, captions and images

@@ -15,7 +15,7 @@ EXPECTED = {
     "MediaLoader", "MediaNotFoundError", "MediaPolicy", "MediaPolicyError", "MediaTimeoutError",
     "MediaTooLargeError", "MissingDependencyError", "Modality", "OmniretrieveError",
     "PathNotAllowedError", "RerankResult", "Reranker", "Role", "SearchHit",
-    "SentenceTransformerEmbedder", "Store", "StoreConnectionError", "StoreError", "StoreLockedError",
+    "SentenceTransformerEmbedder", "Store", "StoreConnectionError", "StoreError", "StoreLockedError", "StoreNotFoundError",
     "EmbeddingSpaceMismatchError", "InvalidVectorError", "Text", "TooManyRedirectsError", "URLNotAllowedError",
     "UnsupportedModalityError", "Video", "WriteResult", "__version__", "as_item", "evaluate",
     "from_path", "ndcg_at_k", "recall_at_k", "reciprocal_rank", "load_embedder", "StoreInfo",

@@ -200,15 +200,15 @@ def test_demo_world_gap_calibration(tmp_path: Path) -> None:
     """On the demo model (a toy CLIP with a modality gap): gap removal recovers the gap-free quality."""
     import torch
 
-    from omniretrieve.demo import load_model, make_world
-    from omniretrieve.embedding import SentenceTransformerEmbedder
+    from omniretrieve.demo import make_world
+    from omniretrieve.embedding import DEMO_MODEL_ID, DEMO_NOGAP_MODEL_ID, load_embedder
     from omniretrieve.evaluation import evaluate_demo, index_demo_world
 
     torch.set_num_threads(1)
     world = make_world(seed=0)
     ndcg: dict[str, dict[str, float]] = {}
     for name, gap in (("gap", True), ("twin", False)):
-        embedder = SentenceTransformerEmbedder(load_model(gap=gap))
+        embedder = load_embedder(DEMO_MODEL_ID if gap else DEMO_NOGAP_MODEL_ID)
         with Store(embedder, path=tmp_path / name) as store:
             assert all(r.ok for r in index_demo_world(store, world))
             result = evaluate_demo(store, world, groups=("text->mixed",))

@@ -19,6 +19,7 @@ from omniretrieve.errors import (
     MediaNotFoundError,
     StoreError,
     StoreLockedError,
+    StoreNotFoundError,
 )
 from omniretrieve.store import LOCK_FILE, Store, check_vector, chroma_where
 from omniretrieve.testing.fakes import FakeEmbedder
@@ -517,7 +518,7 @@ def test_inspect_refuses_what_is_not_a_store(tmp_path: Path, embedder: FakeEmbed
     from chromadb.config import Settings
 
     missing = tmp_path / "missing"
-    with pytest.raises(InvalidInputError, match="no omniretrieve store") as info:
+    with pytest.raises(StoreNotFoundError, match="no omniretrieve store") as info:
         Store.inspect(path=missing)
     assert info.value.input == str(missing) and not missing.exists()  # nothing created
     a_file = tmp_path / "file"
@@ -525,7 +526,7 @@ def test_inspect_refuses_what_is_not_a_store(tmp_path: Path, embedder: FakeEmbed
     empty = tmp_path / "empty"
     empty.mkdir()
     for path in (a_file, empty):
-        with pytest.raises(InvalidInputError, match="no omniretrieve store"):
+        with pytest.raises(StoreNotFoundError, match="no omniretrieve store"):
             Store.inspect(path=path)
     assert list(empty.iterdir()) == []
 
@@ -539,7 +540,7 @@ def test_inspect_refuses_what_is_not_a_store(tmp_path: Path, embedder: FakeEmbed
         Store.inspect(path=other)
     with Store(embedder, path=other, name="mine") as store:
         store.add(["x"])
-    with pytest.raises(InvalidInputError, match=r"named 'nope' \(stores found there: mine"):
+    with pytest.raises(StoreNotFoundError, match=r"named 'nope' \(stores found there: mine"):
         Store.inspect(path=other, name="nope")
     assert Store.inspect(path=other, name="mine").counts["text"] == 1
     with pytest.raises(InvalidInputError, match="name"):

@@ -58,7 +58,12 @@ from rich.console import Console
 from rich.table import Table
 
 from omniretrieve.embedding import DEMO_ALIAS, DEMO_MODEL_ID, DEMO_NOGAP_MODEL_ID
-from omniretrieve.errors import EmbeddingSpaceMismatchError, InvalidInputError, OmniretrieveError
+from omniretrieve.errors import (
+    EmbeddingSpaceMismatchError,
+    InvalidInputError,
+    OmniretrieveError,
+    StoreNotFoundError,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -270,7 +275,7 @@ def inspect_store(target: StoreTarget) -> StoreInfo:
     """What the store at ``target`` holds, read without loading a model (:meth:`Store.inspect`).
 
     Raises:
-        InvalidInputError: there is no omniretrieve store there.
+        StoreNotFoundError: there is no omniretrieve store there.
     """
     from omniretrieve.store import Store
 
@@ -283,7 +288,7 @@ def open_store(
     """Open (or create) the store, with ``model`` or else the model it was built with, else the demo model.
 
     Raises:
-        InvalidInputError: ``must_exist`` and there is no store at ``target``.
+        StoreNotFoundError: ``must_exist`` and there is no store at ``target``.
     """
     from omniretrieve.store import Store
 
@@ -293,7 +298,7 @@ def open_store(
     elif model is None:
         try:
             info = inspect_store(target)
-        except InvalidInputError:  # no store yet: a new one gets the demo model
+        except StoreNotFoundError:  # no store yet: a new one gets the demo model
             info = None
     spec = model or (info.model_id if info is not None else DEMO_MODEL)
     if err is not None:

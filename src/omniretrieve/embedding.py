@@ -1043,7 +1043,8 @@ def load_embedder(spec: str | os.PathLike[str], **kwargs: Any) -> Embedder:
 
     Args:
         spec: The model's name or directory, see above.
-        **kwargs: Options of the embedder built. A sentence-transformers model takes every option
+        **kwargs: Options of the embedder built (an option set to ``None`` means its default, so
+            adapters can pass their settings through unchanged). A sentence-transformers model takes every option
             of :class:`SentenceTransformerEmbedder`; the demo models take ``device`` (default
             ``"cpu"``), ``dtype`` and the embedding options (``batch_size``, ``media``,
             ``combine``, ``show_progress``, ``num_workers``, ``draft_images``); the fake takes
@@ -1061,6 +1062,7 @@ def load_embedder(spec: str | os.PathLike[str], **kwargs: Any) -> Embedder:
         embedder.model_id                                      # "omniretrieve/demo-clip"
         clip = load_embedder("sentence-transformers/clip-ViT-B-32", device="cuda", dtype="float16")
     """
+    kwargs = {name: value for name, value in kwargs.items() if value is not None}  # None: the default
     if isinstance(spec, os.PathLike):
         return _load_sentence_transformer(os.fspath(spec), kwargs)
     if not isinstance(spec, str) or not spec:

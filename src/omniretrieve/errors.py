@@ -173,6 +173,10 @@ class StoreConnectionError(StoreError):
     """The Chroma server could not be reached (or answered with an error) within the timeout."""
 
 
+class StoreNotFoundError(StoreError, InvalidInputError):
+    """There is no omniretrieve store at that path or on that server (under that name)."""
+
+
 __all__ = [
     "AddressNotAllowedError",
     "EmbeddingError",
@@ -190,6 +194,7 @@ __all__ = [
     "OmniretrieveError",
     "PathNotAllowedError",
     "StoreConnectionError",
+    "StoreNotFoundError",
     "StoreError",
     "StoreLockedError",
     "TooManyRedirectsError",

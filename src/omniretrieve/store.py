@@ -130,6 +130,7 @@ from omniretrieve.errors import (
     StoreConnectionError,
     StoreError,
     StoreLockedError,
+    StoreNotFoundError,
     require,
 )
 from omniretrieve.types import (
@@ -694,7 +695,7 @@ class Store:
             A :class:`StoreInfo`.
 
         Raises:
-            InvalidInputError: there is no omniretrieve store of this name at ``path`` or on the
+            StoreNotFoundError: there is no omniretrieve store of this name at ``path`` or on the
                 server (the message names any other stores found there); or a bad argument.
             StoreError: the store was written by a newer omniretrieve, holds collections
                 omniretrieve did not make, or could not be read.
@@ -1767,7 +1768,7 @@ def _recorded_space(
     if not mine:
         others = _store_names(metas)
         found = f" (stores found there: {', '.join(others)}; pass name=)" if others else ""
-        raise InvalidInputError(
+        raise StoreNotFoundError(
             location,
             f"holds no omniretrieve store named {name!r}{found}; create one with Store(embedder, ...) "
             "or `omniretrieve index`",
@@ -1866,14 +1867,14 @@ def _inspect_sqlite(folder: Path, name: str, timeout: float | None) -> StoreInfo
     location = str(folder)
     if not folder.is_dir():
         what = "not a directory" if folder.exists() else "no such directory"
-        raise InvalidInputError(
+        raise StoreNotFoundError(
             location,
             f"holds no omniretrieve store ({what}); create one with Store(embedder, path=...) or "
             "`omniretrieve index`",
         )
     database = folder / _CHROMA_FILE
     if not database.is_file():
-        raise InvalidInputError(
+        raise StoreNotFoundError(
             location,
             f"holds no omniretrieve store (no {_CHROMA_FILE}); create one with Store(embedder, path=...) "
             "or `omniretrieve index`",

@@ -98,14 +98,14 @@ class OmniretrieveEmbeddings(BaseModel, Embeddings):
                 )
             self._embedder = self.embedder
             return self
-        from omniretrieve.embedding import SentenceTransformerEmbedder
+        from omniretrieve.embedding import load_embedder
 
         media = None
         if self.media_policy is not None:
             from omniretrieve.media import MediaLoader
 
             media = MediaLoader(self.media_policy)
-        self._embedder = SentenceTransformerEmbedder(self.model, device=self.device, media=media)  # type: ignore[arg-type]
+        self._embedder = load_embedder(self.model, device=self.device, media=media)  # type: ignore[arg-type]
         return self
 
     @property

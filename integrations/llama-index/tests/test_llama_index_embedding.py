@@ -206,3 +206,10 @@ async def test_async_runs_off_the_event_loop_thread(mixed_folder: Path) -> None:
     await model.aget_query_embedding("q")
     await model.aget_image_embedding(image_paths(mixed_folder)[0])
     assert seen and all(t != loop_thread for t in seen)
+
+
+def test_model_names_resolve_like_the_core() -> None:
+    """A model name goes through omniretrieve.load_embedder: the demo alias works offline."""
+    model = OmniretrieveEmbedding("demo", device="cpu")
+    assert model.embedder.model_id == "omniretrieve/demo-clip"
+    assert len(model.get_text_embedding("a red circle")) == model.embedder.dimension

@@ -92,3 +92,12 @@ def test_model_path_loads_a_sentence_transformer(tiny_clip_path: Path, shape_fil
     image = embeddings.embed_image(uris=[str(next(iter(shape_files.values())))])[0]
     assert len(text) == len(image) == embeddings.omniretrieve_embedder.dimension
     assert abs(float(np.linalg.norm(image)) - 1.0) < 1e-5
+
+
+def test_model_names_resolve_like_the_core() -> None:
+    """`model=` takes what omniretrieve.load_embedder takes: the demo alias, a fake, an id or a dir."""
+    demo = OmniretrieveEmbeddings(model="demo")
+    assert demo.omniretrieve_embedder.model_id == "omniretrieve/demo-clip"
+    vector = demo.embed_query("a red circle in the top left")
+    assert len(vector) == demo.omniretrieve_embedder.dimension and all(type(x) is float for x in vector)
+    assert OmniretrieveEmbeddings(model="fake:8").omniretrieve_embedder.dimension == 8

@@ -138,13 +138,11 @@ class OmniretrieveEmbedding(MultiModalEmbedding):
         }
         super().__init__(**settings, **kwargs)
         if embedder is None:
-            from omniretrieve.embedding import SentenceTransformerEmbedder
+            from omniretrieve.embedding import load_embedder
             from omniretrieve.media import MediaLoader, MediaPolicy
 
             loader = media if media is not None else MediaLoader(MediaPolicy(allow_urls=allow_urls))
-            embedder = SentenceTransformerEmbedder(
-                name, device=device, media=loader, batch_size=embed_batch_size
-            )
+            embedder = load_embedder(name, device=device, media=loader, batch_size=embed_batch_size)
         self._embedder = embedder
 
     @classmethod
