@@ -133,8 +133,14 @@ def test_rerank_in_the_same_call(store: Store) -> None:
     assert store.search("blue square", k=1)[0].document.text == "a blue square"
 
 
-def test_unavailable_content_is_kept_after_reranked_hits(store: Store) -> None:
-    hits = store.search("red circle", k=16, reranker=FakeReranker(), rerank_top_n=16)
+def test_unavailable_content_is_kept_after_reranked_hits(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="omniretrieve.store"):
+        hits = store.search("red circle", k=16, reranker=FakeReranker(), rerank_top_n=16)
+    # the user is told, not left to wonder why images never move up
+    assert "7 of 15 rerank candidates have no stored content" in caplog.text
+    assert "copy_media=True" in caplog.text
     ranked = [h.rerank_score for h in hits]
     scored = [s for s in ranked if s != float("-inf")]
     assert len(hits) == 15 and len(scored) == 8  # 5 texts, 3 combined (their text part)

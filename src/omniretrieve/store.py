@@ -1715,6 +1715,14 @@ class Store:
                 positions.append(i)
             except InvalidInputError:
                 unavailable.append(i)
+        if unavailable:
+            logger.warning(
+                "%d of %d rerank candidates have no stored content (media given in memory without "
+                "copy_media=True, or removed since) and are placed last, unscored: %s",
+                len(unavailable),
+                len(hits),
+                ", ".join(hits[i].id for i in unavailable[:5]),
+            )
         ranked = reranker.rerank(query, items, top_n=None) if items else []
         out = [replace(hits[positions[r.index]], rerank_score=float(r.score)) for r in ranked]
         out.extend(replace(hits[i], rerank_score=float("-inf")) for i in unavailable)
