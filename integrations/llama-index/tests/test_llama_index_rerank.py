@@ -57,6 +57,9 @@ def test_constructor_refuses_ambiguous_settings(reranker_path: Path) -> None:
         OmniretrieveRerank(reranker=FakeReranker(), top_n=0)
     with pytest.raises(InvalidInputError, match="configure the reranker"):
         OmniretrieveRerank(reranker=FakeReranker(), device="cpu")
+    with pytest.raises(InvalidInputError, match="Reranker protocol"):
+        OmniretrieveRerank(reranker="not a reranker")  # type: ignore[arg-type]
+    assert OmniretrieveRerank(reranker=FakeReranker()).model == FakeReranker().model_id
 
 
 def test_nodes_of_every_kind_become_the_right_items(mixed_folder: Path) -> None:

@@ -188,3 +188,35 @@ def query_item(query_bundle: QueryBundle) -> ItemInput:
             "QueryBundle", "the query has neither text (query_str) nor an image (image_path)"
         )
     return Text(text)
+
+
+def given_component(
+    component: Any, protocol: type[Any], *, role: str, device: Any, allow_urls: bool, media: Any
+) -> tuple[str, bool]:
+    """Check a ready-made embedder or reranker handed to an adapter instead of a model name.
+
+    Loading options (``device``, ``allow_urls``, ``media``) apply to a model loaded by name only.
+
+    Returns:
+        The component's ``model_id`` and whether its media loader fetches URLs (the adapter's
+        ``model_name``/``model`` and ``allow_urls`` settings).
+
+    Raises:
+        InvalidInputError: the component does not implement ``protocol``, or loading options were
+            given with it.
+    """
+    if not isinstance(component, protocol):
+        raise InvalidInputError(
+            describe(component), f"{role} must implement omniretrieve's {protocol.__name__} protocol"
+        )
+    extra = [
+        name
+        for name, value in (("device", device), ("allow_urls", allow_urls or None), ("media", media))
+        if value is not None
+    ]
+    if extra:
+        raise InvalidInputError(
+            f"{extra}", f"these options apply when loading a model by name; configure the {role} instead"
+        )
+    policy = getattr(getattr(component, "media", None), "policy", None)
+    return str(component.model_id), bool(getattr(policy, "allow_urls", False))

@@ -12,11 +12,11 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.constants import DEFAULT_EMBED_BATCH_SIZE
 from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
 from llama_index.core.schema import ImageType
-from llama_index.embeddings.omniretrieve._items import image_item
+from llama_index.embeddings.omniretrieve._items import given_component, image_item
 
 from omniretrieve.embedding import Embedder
 from omniretrieve.errors import InvalidInputError
-from omniretrieve.types import Text, describe
+from omniretrieve.types import Text
 
 if TYPE_CHECKING:
     from omniretrieve.media import MediaLoader
@@ -111,22 +111,9 @@ class OmniretrieveEmbedding(MultiModalEmbedding):
                 "OmniretrieveEmbedding", "give either model_name (a model id or path) or embedder, not both"
             )
         if embedder is not None:
-            if not isinstance(embedder, Embedder):
-                raise InvalidInputError(
-                    describe(embedder), "embedder must implement omniretrieve's Embedder protocol"
-                )
-            extra = [
-                name
-                for name, value in (("device", device), ("allow_urls", allow_urls or None), ("media", media))
-                if value is not None
-            ]
-            if extra:
-                raise InvalidInputError(
-                    f"{extra}",
-                    "these options apply when loading a model by name; configure the embedder instead",
-                )
-            name = embedder.model_id
-            allow_urls = _allows_urls(embedder)
+            name, allow_urls = given_component(
+                embedder, Embedder, role="embedder", device=device, allow_urls=allow_urls, media=media
+            )
         else:
             assert model_name is not None
             name = os.fspath(model_name)
@@ -201,9 +188,3 @@ def _as_lists(vectors: np.ndarray) -> list[Embedding]:
     """Rows of a float32 array as lists of Python floats (what LlamaIndex stores and serialises)."""
     rows: list[Embedding] = vectors.tolist()
     return rows
-
-
-def _allows_urls(component: object) -> bool:
-    """Whether a given embedder's media loader fetches URLs (reported in the ``allow_urls`` setting)."""
-    policy = getattr(getattr(component, "media", None), "policy", None)
-    return bool(getattr(policy, "allow_urls", False))

@@ -12,11 +12,11 @@ from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
-from llama_index.embeddings.omniretrieve._items import node_item, query_item
+from llama_index.embeddings.omniretrieve._items import given_component, node_item, query_item
 
 from omniretrieve.errors import InvalidInputError, OmniretrieveError
 from omniretrieve.rerank import Reranker
-from omniretrieve.types import ItemInput, describe
+from omniretrieve.types import ItemInput
 
 if TYPE_CHECKING:
     from omniretrieve.media import MediaLoader
@@ -123,22 +123,9 @@ class OmniretrieveRerank(BaseNodePostprocessor):
         if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
             raise InvalidInputError(f"top_n={top_n!r}", "top_n must be None or a positive int")
         if reranker is not None:
-            if not isinstance(reranker, Reranker):
-                raise InvalidInputError(
-                    describe(reranker), "reranker must implement omniretrieve's Reranker protocol"
-                )
-            extra = [
-                name
-                for name, value in (("device", device), ("allow_urls", allow_urls or None), ("media", media))
-                if value is not None
-            ]
-            if extra:
-                raise InvalidInputError(
-                    f"{extra}",
-                    "these options apply when loading a model by name; configure the reranker instead",
-                )
-            name = reranker.model_id
-            allow_urls = _allows_urls(reranker)
+            name, allow_urls = given_component(
+                reranker, Reranker, role="reranker", device=device, allow_urls=allow_urls, media=media
+            )
         else:
             assert model is not None
             name = os.fspath(model)
@@ -228,9 +215,3 @@ class OmniretrieveRerank(BaseNodePostprocessor):
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
         return reranked
-
-
-def _allows_urls(component: object) -> bool:
-    """Whether a given reranker's media loader fetches URLs (reported in the ``allow_urls`` setting)."""
-    policy = getattr(getattr(component, "media", None), "policy", None)
-    return bool(getattr(policy, "allow_urls", False))
