@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import machine, write_report
 
 from omniretrieve.calibration import center
 from omniretrieve.demo import gap_offset, make_world
@@ -278,14 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "checks": checks,
         "analysis": analysis,
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    write_report(args.out, report)
     for name, m in models.items():
         line = "  ".join(f"{c}={m['metrics'][c][mixed][key]:.3f}" for c in ("none", "rrf", "gap"))
         print(f"{name:9s} text->mixed nDCG@10: {line}  ceiling={m['fusion_ceiling'][mixed][key]:.3f}")

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -34,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import machine, write_report
 
 from omniretrieve.documents import Document
 from omniretrieve.store import CANDIDATES_FACTOR, CANDIDATES_MIN, Store
@@ -198,14 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         "checks": {"ours p50 <= 2x single query p50": ratio <= 2.0},
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    write_report(args.out, report)
     for name, s in lat.items():
         print(f"{name:24s} p50 {s['p50_ms']:8.2f} ms  p95 {s['p95_ms']:8.2f} ms")
     print(f"ours(gap) p50 / single query p50 = {ratio:.2f}  ({'PASS' if ratio <= 2 else 'FAIL'}: <= 2)")
