@@ -9,6 +9,7 @@ measures it. Heavy modules (torch, sentence-transformers, chromadb) load on firs
 from __future__ import annotations
 
 import importlib
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from omniretrieve.errors import (
@@ -62,7 +63,10 @@ if TYPE_CHECKING:
     from omniretrieve.rerank import CrossEncoderReranker, Reranker, RerankResult
     from omniretrieve.store import Store, StoreInfo, WriteResult
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("omniretrieve")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0.0.0+unknown"
 
 _LAZY: dict[str, str] = {
     "Calibration": "omniretrieve.calibration",

@@ -738,7 +738,7 @@ class SentenceTransformerEmbedder(BaseEmbedder):
             num_workers=num_workers,
         )
         self.draft_images = draft_images
-        st = require("sentence_transformers", extra="all", purpose="SentenceTransformerEmbedder")
+        st = require("sentence_transformers", extra=None, purpose="SentenceTransformerEmbedder")
         if isinstance(model, st.SentenceTransformer):
             given = {
                 "device": device,

@@ -25,16 +25,31 @@ class InvalidInputError(OmniretrieveError, ValueError):
 
 
 class MissingDependencyError(OmniretrieveError, ImportError):
-    """An optional dependency is not installed; the message names the extra that brings it."""
+    """A dependency is not installed; the message names the extra that brings it.
 
-    def __init__(self, package: str, extra: str, purpose: str) -> None:
+    ``extra`` is ``None`` for a core dependency (one every install of omniretrieve has): the advice
+    is then to reinstall omniretrieve, since no extra would help.
+    """
+
+    def __init__(self, package: str, extra: str | None, purpose: str) -> None:
         self.package = package
         self.extra = extra
-        super().__init__(f"{purpose} needs the '{package}' package: pip install 'omniretrieve[{extra}]'")
+        if extra is None:
+            advice = f"it is a core dependency of omniretrieve; reinstall it: pip install --force-reinstall '{package}'"
+        else:
+            advice = f"pip install 'omniretrieve[{extra}]'"
+        super().__init__(f"{purpose} needs the '{package}' package: {advice}")
 
 
-def require(module: str, *, extra: str, purpose: str, package: str | None = None) -> ModuleType:
-    """Import an optional dependency or raise :class:`MissingDependencyError` naming the extra."""
+def require(module: str, *, extra: str | None, purpose: str, package: str | None = None) -> ModuleType:
+    """Import a dependency or raise :class:`MissingDependencyError` naming the extra that brings it.
+
+    Args:
+        module: the module to import.
+        extra: the omniretrieve extra that installs it; ``None`` for a core dependency.
+        purpose: what needs it, in the user's words ("Decoding audio").
+        package: the distribution name when it differs from the module's top-level name.
+    """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -122,6 +137,15 @@ class EmbeddingError(OmniretrieveError):
         super().__init__(f"{input}: {reason}")
 
 
+class RerankError(OmniretrieveError):
+    """The reranker failed on a candidate or returned a score that is not a number (the cause is chained)."""
+
+    def __init__(self, input: str, reason: str) -> None:
+        self.input = input
+        self.reason = reason
+        super().__init__(f"{input}: {reason}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Store
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +197,7 @@ class StoreConnectionError(StoreError):
     """The Chroma server could not be reached (or answered with an error) within the timeout."""
 
 
-class StoreNotFoundError(StoreError, InvalidInputError):
+class StoreNotFoundError(StoreError):
     """There is no omniretrieve store at that path or on that server (under that name)."""
 
 
@@ -193,6 +217,7 @@ __all__ = [
     "MissingDependencyError",
     "OmniretrieveError",
     "PathNotAllowedError",
+    "RerankError",
     "StoreConnectionError",
     "StoreNotFoundError",
     "StoreError",

@@ -131,7 +131,7 @@ def image_data_uri(image: Thumbnail, max_side: int = THUMBNAIL_SIDE) -> str:
     """
     if max_side < 1:
         raise InvalidInputError("max_side", f"{max_side} is below 1; use a positive pixel size")
-    pil = require("PIL.Image", extra="image", purpose="Writing gallery thumbnails", package="pillow")
+    pil = require("PIL.Image", extra=None, purpose="Writing gallery thumbnails", package="pillow")
     if isinstance(image, np.ndarray):
         array = image
         if array.ndim == 3 and array.shape[2] == 1:

@@ -502,7 +502,7 @@ def _load_cross_encoder(
     trust_remote_code: bool,
     max_length: int | None,
 ) -> Any:
-    st = require("sentence_transformers", extra="all", purpose="reranking", package="sentence-transformers")
+    st = require("sentence_transformers", extra=None, purpose="reranking", package="sentence-transformers")
     name = os.fspath(model)
     local = Path(name).is_dir()
     if isinstance(model, os.PathLike) and not local:

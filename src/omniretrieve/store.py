@@ -463,7 +463,7 @@ def _unlock_fd(fd: int) -> None:
 
 
 def _chroma_settings() -> Any:
-    chromadb_config = require("chromadb.config", extra="all", purpose="The store", package="chromadb")
+    chromadb_config = require("chromadb.config", extra=None, purpose="The store", package="chromadb")
     return chromadb_config.Settings(anonymized_telemetry=False)
 
 
@@ -471,7 +471,7 @@ def _connect_server(
     host: str, port: int, ssl: bool, headers: Mapping[str, str] | None, timeout: float | None
 ) -> Any:
     """A Chroma ``HttpClient`` whose every request is bounded by ``timeout``."""
-    chromadb = require("chromadb", extra="all", purpose="The store", package="chromadb")
+    chromadb = require("chromadb", extra=None, purpose="The store", package="chromadb")
     import httpx
 
     url = _server_url(host, port, ssl)
@@ -726,7 +726,7 @@ class Store:
         return self.host is None
 
     def _connect_embedded(self) -> Any:
-        chromadb = require("chromadb", extra="all", purpose="The store", package="chromadb")
+        chromadb = require("chromadb", extra=None, purpose="The store", package="chromadb")
         assert self.path is not None
         try:
             return chromadb.PersistentClient(path=str(self.path), settings=_chroma_settings())
@@ -1504,7 +1504,7 @@ class Store:
         source = part.source
         if isinstance(source, np.ndarray):
             if isinstance(part, Image):
-                pil = require("PIL.Image", extra="image", purpose="Copying images", package="pillow")
+                pil = require("PIL.Image", extra=None, purpose="Copying images", package="pillow")
                 arr = (
                     source
                     if source.dtype == np.uint8

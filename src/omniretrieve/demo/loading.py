@@ -114,8 +114,8 @@ def load_model(
         MissingDependencyError: sentence-transformers or Pillow is missing.
         InvalidInputError: ``gap=False`` and ``path`` is not a demo model directory.
     """
-    require("PIL", extra="image", purpose="The demo model", package="pillow")
-    st = require("sentence_transformers", extra="image", purpose="The demo model")
+    require("PIL", extra=None, purpose="The demo model", package="pillow")
+    st = require("sentence_transformers", extra=None, purpose="The demo model")
     folder = Path(path) if path is not None else model_path()
     model: SentenceTransformer = st.SentenceTransformer(str(folder), device=device, local_files_only=True)
     if not gap:
@@ -144,7 +144,7 @@ def remove_gap_offset(model: SentenceTransformer, offset: GapOffset | None = Non
     Raises:
         InvalidInputError: ``model`` holds no CLIP model, or its offset was removed already.
     """
-    torch = require("torch", extra="image", purpose="The demo model")
+    torch = require("torch", extra=None, purpose="The demo model")
     offset = offset if offset is not None else gap_offset()
     clip = _clip_module(model)
     if getattr(clip, "_omniretrieve_gap_removed", False):
@@ -180,8 +180,8 @@ def save_gap_free_model(folder: str | os.PathLike[str], path: str | os.PathLike[
         raise InvalidInputError(str(folder), "is the source model directory; choose another folder")
     meta = _meta(source)
     offset = gap_offset(source)
-    st_numpy = require("safetensors.numpy", extra="image", purpose="The demo model", package="safetensors")
-    safetensors = require("safetensors", extra="image", purpose="The demo model")
+    st_numpy = require("safetensors.numpy", extra=None, purpose="The demo model", package="safetensors")
+    safetensors = require("safetensors", extra=None, purpose="The demo model")
     import numpy as np
 
     target.mkdir(parents=True, exist_ok=True)

@@ -156,7 +156,7 @@ class TrainConfig:
 
 
 def _torch() -> Any:
-    return require("torch", extra="image", purpose="Training the demo model")
+    return require("torch", extra=None, purpose="Training the demo model")
 
 
 def tokenizer_corpus() -> list[str]:
@@ -184,8 +184,8 @@ def tokenizer_corpus() -> list[str]:
 
 def build_tokenizer(vocab_size: int = 1000) -> PreTrainedTokenizerFast:
     """Train the byte-level BPE tokenizer (lowercasing, bos/eos added) on :func:`tokenizer_corpus`."""
-    tokenizers = require("tokenizers", extra="image", purpose="Training the demo tokenizer")
-    transformers = require("transformers", extra="image", purpose="Training the demo tokenizer")
+    tokenizers = require("tokenizers", extra=None, purpose="Training the demo tokenizer")
+    transformers = require("transformers", extra=None, purpose="Training the demo tokenizer")
     tok = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="<unk>"))
     tok.normalizer = tokenizers.normalizers.Lowercase()
     tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=True)
@@ -218,7 +218,7 @@ def build_tokenizer(vocab_size: int = 1000) -> PreTrainedTokenizerFast:
 def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> CLIPModel:
     """A freshly initialised tiny CLIP whose text tower matches ``tokenizer``."""
     torch = _torch()
-    transformers = require("transformers", extra="image", purpose="Building the demo model")
+    transformers = require("transformers", extra=None, purpose="Building the demo model")
     text_config = {
         "vocab_size": len(tokenizer),
         "hidden_size": 64,
@@ -249,7 +249,7 @@ def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> CLIPModel:
 
 def build_processor(tokenizer: PreTrainedTokenizerFast) -> CLIPProcessor:
     """The processor: ``tokenizer`` plus a CLIP image processor resizing to :data:`IMAGE_SIZE`."""
-    transformers = require("transformers", extra="image", purpose="Building the demo model")
+    transformers = require("transformers", extra=None, purpose="Building the demo model")
     image_processor = transformers.CLIPImageProcessor(
         size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     )
@@ -674,7 +674,7 @@ def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in ("torch", "transformers", "tokenizers"):
         versions[name] = str(
-            getattr(require(name, extra="image", purpose="Version report"), "__version__", "?")
+            getattr(require(name, extra=None, purpose="Version report"), "__version__", "?")
         )
     return versions
 

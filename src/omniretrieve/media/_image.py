@@ -25,7 +25,7 @@ _PLAIN_MODES = frozenset({"1", "L", "RGBX", "YCbCr", "HSV", "CMYK"})
 
 
 def _pil() -> Any:
-    return require("PIL.Image", extra="image", purpose="Loading images", package="pillow")
+    return require("PIL.Image", extra=None, purpose="Loading images", package="pillow")
 
 
 def check_pixels(width: int, height: int, policy: MediaPolicy, name: str, what: str = "the image") -> None:

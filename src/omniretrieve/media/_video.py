@@ -201,7 +201,7 @@ def video_from_array(
         blended = chosen[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
         chosen = np.rint(blended).astype(np.uint8)
     if size is not None and chosen.shape[1:3] != tuple(size):
-        image: Any = require("PIL.Image", extra="video", purpose="Resizing video frames", package="pillow")
+        image: Any = require("PIL.Image", extra=None, purpose="Resizing video frames", package="pillow")
         chosen = np.stack(
             [
                 np.asarray(image.fromarray(f).resize((size[1], size[0]), image.Resampling.BILINEAR))

@@ -71,8 +71,8 @@ def build_tokenizer(
     Returns:
         The tokenizer, with ``pad``/``unk``/``bos``/``eos`` tokens set and ``model_max_length`` 64.
     """
-    tokenizers = require("tokenizers", extra="all", purpose="building a tiny tokenizer")
-    transformers = require("transformers", extra="all", purpose="building a tiny tokenizer")
+    tokenizers = require("tokenizers", extra=None, purpose="building a tiny tokenizer")
+    transformers = require("transformers", extra=None, purpose="building a tiny tokenizer")
 
     tok = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token=UNK_TOKEN))
     tok.normalizer = tokenizers.normalizers.Lowercase()
@@ -106,7 +106,7 @@ def build_tokenizer(
 
 
 def _seed(seed: int) -> None:
-    torch = require("torch", extra="all", purpose="building a tiny model")
+    torch = require("torch", extra=None, purpose="building a tiny model")
     torch.manual_seed(seed)
 
 
@@ -150,7 +150,7 @@ def build_tiny_clip(
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    transformers = require("transformers", extra="all", purpose="building a tiny CLIP")
+    transformers = require("transformers", extra=None, purpose="building a tiny CLIP")
     _seed(seed)
     tokenizer = build_tokenizer()
     intermediate = hidden_size * (4 if hidden_size > 64 else 2)
@@ -203,7 +203,7 @@ def build_tiny_clap(
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    transformers = require("transformers", extra="all", purpose="building a tiny CLAP")
+    transformers = require("transformers", extra=None, purpose="building a tiny CLAP")
     _seed(seed)
     tokenizer = build_tokenizer()
     num_mel_bins = 16
@@ -276,9 +276,9 @@ def build_tiny_xclip(
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    transformers = require("transformers", extra="all", purpose="building a tiny X-CLIP")
-    st = require("sentence_transformers", extra="all", purpose="building a tiny X-CLIP")
-    st_modules = require("sentence_transformers.base.modules", extra="all", purpose="building a tiny X-CLIP")
+    transformers = require("transformers", extra=None, purpose="building a tiny X-CLIP")
+    st = require("sentence_transformers", extra=None, purpose="building a tiny X-CLIP")
+    st_modules = require("sentence_transformers.base.modules", extra=None, purpose="building a tiny X-CLIP")
     _seed(seed)
     tokenizer = build_tokenizer()
     config = transformers.XCLIPConfig(

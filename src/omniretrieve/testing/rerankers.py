@@ -112,17 +112,17 @@ def build_tiny_llava_reranker(
         The directory, loadable with ``CrossEncoder(path)`` or
         :class:`~omniretrieve.rerank.CrossEncoderReranker`.
     """
-    torch = require("torch", extra="all", purpose="building a tiny reranker")
-    transformers = require("transformers", extra="all", purpose="building a tiny reranker")
+    torch = require("torch", extra=None, purpose="building a tiny reranker")
+    transformers = require("transformers", extra=None, purpose="building a tiny reranker")
     st_modules = require(
         "sentence_transformers.base.modules",
-        extra="all",
+        extra=None,
         purpose="building a tiny reranker",
         package="sentence-transformers",
     )
     ce_module = require(
         "sentence_transformers.cross_encoder",
-        extra="all",
+        extra=None,
         purpose="building a tiny reranker",
         package="sentence-transformers",
     )
@@ -215,8 +215,8 @@ def build_tiny_text_reranker(path: str | os.PathLike[str], *, hidden_size: int =
     Returns:
         The directory, loadable with ``CrossEncoder(path)`` (modalities: text only).
     """
-    torch = require("torch", extra="all", purpose="building a tiny reranker")
-    transformers = require("transformers", extra="all", purpose="building a tiny reranker")
+    torch = require("torch", extra=None, purpose="building a tiny reranker")
+    transformers = require("transformers", extra=None, purpose="building a tiny reranker")
     from omniretrieve.testing.models import build_tokenizer
 
     out = Path(path)
