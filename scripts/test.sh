@@ -11,7 +11,9 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
-echo "== ruff"; ruff check . && ruff format --check .
+echo "== ruff"
+ruff check .
+ruff format --check .
 echo "== mypy"; mypy
 for d in integrations/*/; do [ -f "$d/pyproject.toml" ] && (cd "$d" && mypy); done
 

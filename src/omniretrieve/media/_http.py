@@ -86,19 +86,7 @@ def parse_url(url: str, name: str) -> Target:
         )
     if parts.username is not None or parts.password is not None:
         raise URLNotAllowedError(name, "URLs with credentials (user:password@host) are not fetched")
-    host = parts.hostname or ""
-    if not host:
-        raise URLNotAllowedError(name, "the URL has no host")
-    is_ip = _is_ip(host)
-    if is_ip:
-        host = str(ipaddress.ip_address(host))
-    else:
-        try:
-            host = normalize_host(host.encode("idna").decode("ascii"))
-        except UnicodeError as exc:
-            raise URLNotAllowedError(name, f"the host {host!r} is not a valid host name") from exc
-        if not host or not set(host) <= _HOST_CHARS:
-            raise URLNotAllowedError(name, f"the host {host!r} is not a valid host name")
+    host, is_ip = _checked_host(parts.hostname or "", name)
     if port is None:
         port = 443 if scheme == "https" else 80
     if port == 0:
@@ -108,6 +96,25 @@ def parse_url(url: str, name: str) -> Target:
         path += "?" + parts.query
     path = quote(path, safe=_SAFE_PATH)
     return Target(url=url, scheme=scheme, host=host, port=port, path=path, is_ip=is_ip)
+
+
+def _checked_host(host: str, name: str) -> tuple[str, bool]:
+    """A URL's host in canonical form (an IP address, or an IDNA-encoded, normalised name) and whether it is an IP.
+
+    Raises:
+        URLNotAllowedError: no host, or not a valid host name.
+    """
+    if not host:
+        raise URLNotAllowedError(name, "the URL has no host")
+    if _is_ip(host):
+        return str(ipaddress.ip_address(host)), True
+    try:
+        canonical = normalize_host(host.encode("idna").decode("ascii"))
+    except UnicodeError as exc:
+        raise URLNotAllowedError(name, f"the host {host!r} is not a valid host name") from exc
+    if not canonical or not set(canonical) <= _HOST_CHARS:
+        raise URLNotAllowedError(name, f"the host {canonical!r} is not a valid host name")
+    return canonical, False
 
 
 def resolve_and_vet(target: Target, policy: MediaPolicy, resolve: Resolver, name: str) -> list[str]:

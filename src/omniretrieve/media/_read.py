@@ -65,16 +65,14 @@ def _file_kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_path(path: str | os.PathLike[str], policy: MediaPolicy, name: str) -> bytes:
-    """Read a regular file, inside the allowed roots, at most ``policy.max_bytes`` of it.
+def _resolved(path: str | os.PathLike[str], name: str) -> str:
+    """``path`` with ``..`` and every symlink resolved.
 
-    The path is resolved (``..`` and every symlink) before the roots are checked, and the resolved
-    path is what gets opened, with ``O_NOFOLLOW`` and ``O_NONBLOCK`` so a symlink or FIFO swapped
-    in meanwhile neither escapes nor hangs; the opened file is checked again with ``fstat``.
+    Raises:
+        MediaNotFoundError: not a usable path (empty, a NUL byte, undecodable, unresolvable).
     """
     try:
-        raw = os.fspath(path)
-        text = os.fsdecode(raw)
+        text = os.fsdecode(os.fspath(path))
     except (TypeError, UnicodeError) as exc:
         raise MediaNotFoundError(name, f"not a usable path: {exc}") from exc
     if not text:
@@ -82,9 +80,19 @@ def read_path(path: str | os.PathLike[str], policy: MediaPolicy, name: str) -> b
     if "\x00" in text:
         raise MediaNotFoundError(name, "the path contains a NUL byte")
     try:
-        real = os.path.realpath(text)
+        return os.path.realpath(text)
     except (OSError, ValueError) as exc:
         raise MediaNotFoundError(name, f"cannot resolve the path: {exc}") from exc
+
+
+def read_path(path: str | os.PathLike[str], policy: MediaPolicy, name: str) -> bytes:
+    """Read a regular file, inside the allowed roots, at most ``policy.max_bytes`` of it.
+
+    The path is resolved (``..`` and every symlink) before the roots are checked, and the resolved
+    path is what gets opened, with ``O_NOFOLLOW`` and ``O_NONBLOCK`` so a symlink or FIFO swapped
+    in meanwhile neither escapes nor hangs; the opened file is checked again with ``fstat``.
+    """
+    real = _resolved(path, name)
     roots = policy.resolved_roots()
     if roots is not None and not any(_inside(real, root) for root in roots):
         where = f"the allowed roots {list(roots)}" if roots else "any allowed root (allowed_roots is empty)"

@@ -128,6 +128,42 @@ def _to_array(frame: Any, size: tuple[int, int] | None) -> np.ndarray:
     return np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
 
 
+def _decode_frames(
+    av: Any,
+    data: bytes,
+    fmt: str,
+    num_frames: int,
+    size: tuple[int, int] | None,
+    policy: MediaPolicy,
+    name: str,
+) -> np.ndarray:
+    """Decode the uniformly sampled frames; the last decoded frame stands in for frames past the end."""
+    total = _survey(av, data, fmt, policy, name)
+    if total == 0:
+        raise MediaDecodeError(name, "the video has no frames")
+    targets = uniform_indices(total, num_frames)
+    wanted = set(targets.tolist())
+    last_wanted = int(targets[-1])
+    picked: dict[int, np.ndarray] = {}
+    last: Any = None
+    with av.open(io.BytesIO(data), mode="r", format=fmt) as container:
+        stream = container.streams.video[0]
+        for index, frame in enumerate(container.decode(stream)):
+            check_pixels(frame.width, frame.height, policy, name, "a video frame")
+            last = frame
+            if index in wanted:
+                picked[index] = _to_array(frame, size)
+            if index >= last_wanted:
+                break
+    if last is None:
+        raise MediaDecodeError(name, "no frame of the video could be decoded")
+    if len(picked) < len(wanted):  # decoding ended before the last packets: repeat the last frame
+        tail = _to_array(last, size)
+        for target in wanted - picked.keys():
+            picked[target] = tail
+    return np.stack([picked[int(t)] for t in targets])
+
+
 def decode_video(
     data: bytes, num_frames: int, size: tuple[int, int] | None, policy: MediaPolicy, name: str
 ) -> np.ndarray:
@@ -142,30 +178,7 @@ def decode_video(
             "not a video in a supported container (mp4/mov, mkv/webm, avi, mpeg-ts/ps, flv, ogg, asf, gif)",
         )
     try:
-        total = _survey(av, data, fmt, policy, name)
-        if total == 0:
-            raise MediaDecodeError(name, "the video has no frames")
-        targets = uniform_indices(total, num_frames)
-        wanted = set(targets.tolist())
-        last_wanted = int(targets[-1])
-        picked: dict[int, np.ndarray] = {}
-        last: Any = None
-        with av.open(io.BytesIO(data), mode="r", format=fmt) as container:
-            stream = container.streams.video[0]
-            for index, frame in enumerate(container.decode(stream)):
-                check_pixels(frame.width, frame.height, policy, name, "a video frame")
-                last = frame
-                if index in wanted:
-                    picked[index] = _to_array(frame, size)
-                if index >= last_wanted:
-                    break
-        if last is None:
-            raise MediaDecodeError(name, "no frame of the video could be decoded")
-        if len(picked) < len(wanted):  # decoding ended before the last packets: repeat the last frame
-            tail = _to_array(last, size)
-            for target in wanted - picked.keys():
-                picked[target] = tail
-        frames = np.stack([picked[int(t)] for t in targets])
+        frames = _decode_frames(av, data, fmt, num_frames, size, policy, name)
     except MediaError:
         raise
     except MemoryError as exc:
