@@ -283,6 +283,21 @@ class LoopbackServer:
         self.routes[path] = route
         return self.url(path)
 
+    def add_truncated(self, path: str, body: bytes, declared: int) -> str:
+        """Declare ``declared`` bytes in Content-Length, send ``body`` (shorter) and close."""
+
+        def route(h: BaseHTTPRequestHandler) -> None:
+            h.send_response(200)
+            h.send_header("Content-Length", str(declared))
+            h.send_header("Connection", "close")
+            h.end_headers()
+            h.wfile.write(body)
+            h.wfile.flush()
+            h.close_connection = True
+
+        self.routes[path] = route
+        return self.url(path)
+
 
 @pytest.fixture
 def loopback_server() -> Iterator[LoopbackServer]:

@@ -304,11 +304,12 @@ def _request(
 
 
 def _read_body(response: http.client.HTTPResponse, policy: MediaPolicy, target: Target, name: str) -> bytes:
-    length = response.getheader("Content-Length")
-    if length is not None and length.strip().isdigit() and int(length) > policy.max_bytes:
+    header = response.getheader("Content-Length")
+    declared = int(header) if header is not None and header.strip().isdigit() else None
+    if declared is not None and declared > policy.max_bytes:
         raise MediaTooLargeError(
             name,
-            f"{target.url} announces {int(length)} bytes, over the cap of {policy.max_bytes} "
+            f"{target.url} announces {declared} bytes, over the cap of {policy.max_bytes} "
             "(MediaPolicy.max_bytes)",
         )
     chunks: list[bytes] = []
@@ -324,7 +325,20 @@ def _read_body(response: http.client.HTTPResponse, policy: MediaPolicy, target: 
                 name,
                 f"{target.url} sent more than the cap of {policy.max_bytes} bytes (MediaPolicy.max_bytes)",
             )
+    # http.client's read(amt) does not raise on a body cut short of its Content-Length.
+    if declared is not None and total != declared and not _is_compressed(response):
+        raise MediaFetchError(
+            name,
+            f"{target.url} declared {declared} bytes but sent {total} before closing the connection "
+            "(a truncated download); try again",
+        )
     return b"".join(chunks)
+
+
+def _is_compressed(response: http.client.HTTPResponse) -> bool:
+    """Whether the body carries a transfer coding whose length differs from Content-Length's."""
+    encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+    return encoding not in ("", "identity")
 
 
 def fetch_url(

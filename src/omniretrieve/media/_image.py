@@ -84,13 +84,27 @@ def _finish(img: PILImage, policy: MediaPolicy, name: str) -> PILImage:
     try:
         img.load()  # decode everything now: a truncated file fails here, not in the model
         img = _exif_transpose(img, name)
-        return _to_rgb(img, name)
+        return _to_rgb(crop_aspect(img, policy.max_aspect_ratio), name)
     except MediaError:
         raise
     except (image.DecompressionBombError, image.DecompressionBombWarning, MemoryError) as exc:
         raise MediaTooLargeError(name, f"the image is too large to decode: {exc}") from exc
     except Exception as exc:
         raise MediaDecodeError(name, f"cannot decode the image: {type(exc).__name__}: {exc}") from exc
+
+
+def crop_aspect(img: PILImage, max_ratio: float) -> PILImage:
+    """``img`` cropped to its centre where its long side exceeds ``max_ratio`` times its short side."""
+    width, height = img.size
+    if width >= height and width > max_ratio * height:
+        keep = max(1, int(max_ratio * height))
+        left = (width - keep) // 2
+        return img.crop((left, 0, left + keep, height))
+    if height > width and height > max_ratio * width:
+        keep = max(1, int(max_ratio * width))
+        top = (height - keep) // 2
+        return img.crop((0, top, width, top + keep))
+    return img
 
 
 def _exif_transpose(img: PILImage, name: str) -> PILImage:
@@ -192,7 +206,7 @@ def image_from_array(array: np.ndarray, policy: MediaPolicy, name: str) -> PILIm
     check_pixels(values.shape[1], values.shape[0], policy, name)
     values = pixels_to_uint8(values, name)
     img = image.fromarray(np.ascontiguousarray(values))
-    return _to_rgb(img, name)
+    return _to_rgb(crop_aspect(img, policy.max_aspect_ratio), name)
 
 
 def pixels_to_uint8(values: np.ndarray, name: str) -> np.ndarray:

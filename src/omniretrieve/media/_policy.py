@@ -47,6 +47,11 @@ class MediaPolicy:
         max_bytes: cap on the bytes of any input: file, URL body, data URI or ``bytes``.
         max_image_pixels: cap on width x height of an image (and of a video frame), checked from
             the header before decoding, independent of Pillow's global ``MAX_IMAGE_PIXELS``.
+        max_aspect_ratio: an image longer than this many times its width (or wider than this
+            many times its height) is cropped to its centre at this ratio. Image processors scale
+            the short side up to the model's size, so a 1 x 200,000 strip would otherwise become
+            hundreds of megapixels; CLIP-style processors keep only the centre square anyway, so
+            their embedding is unchanged by the crop.
         max_audio_seconds: cap on the duration of an audio input.
         max_video_seconds: cap on the duration of a video input.
         max_video_frames: cap on the number of frames of a video input.
@@ -68,6 +73,7 @@ class MediaPolicy:
     allowed_roots: tuple[RootLike, ...] | None = None
     max_bytes: int = 64 * 2**20
     max_image_pixels: int = 40_000_000
+    max_aspect_ratio: float = 10.0
     max_audio_seconds: float = 600.0
     max_video_seconds: float = 600.0
     max_video_frames: int = 36_000
@@ -93,6 +99,9 @@ class MediaPolicy:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise InvalidInputError(f"MediaPolicy.{name}={value!r}", "must be a positive number")
+        ratio = self.max_aspect_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 1.0 <= ratio < float("inf"):
+            raise InvalidInputError(f"MediaPolicy.max_aspect_ratio={ratio!r}", "must be a finite number >= 1")
         if (
             isinstance(self.max_redirects, bool)
             or not isinstance(self.max_redirects, int)

@@ -7,6 +7,7 @@ import binascii
 import os
 import re
 import stat
+from collections.abc import Iterator
 from urllib.parse import unquote_to_bytes
 
 from omniretrieve.errors import (
@@ -133,32 +134,92 @@ def read_path(path: str | os.PathLike[str], policy: MediaPolicy, name: str) -> b
 _B64_JUNK = re.compile(rb"[\s]+")
 
 
+_DATA_CHUNK = 1 << 14
+"""Characters of a data URI's payload decoded at a time: memory stays near the output's size."""
+
+
 def read_data_uri(uri: str, policy: MediaPolicy, name: str) -> bytes:
-    """Decode a ``data:[<type>][;base64],<payload>`` URI locally (RFC 2397), capped."""
-    header, sep, payload = uri[5:].partition(",")
-    if not sep:
+    """Decode a ``data:[<type>][;base64],<payload>`` URI locally (RFC 2397), capped.
+
+    The payload is decoded in chunks into one growing buffer, so memory stays within a small
+    multiple of ``policy.max_bytes`` whatever the encoding (percent escapes, base64, whitespace).
+    """
+    comma = uri.find(",", 5)  # no slicing of the payload: it may be large
+    if comma < 0:
         raise MediaDecodeError(name, "malformed data URI: no ',' between the media type and the data")
-    is_base64 = header.strip().lower().endswith(";base64")
-    # Refuse absurd payloads before decoding them: even padded with whitespace or escapes, a
-    # payload 8 times the byte cap cannot be a legitimate input. The exact cap is checked after.
-    if len(payload) > 8 * policy.max_bytes:
+    is_base64 = uri[5:comma].strip().lower().endswith(";base64")
+    size = len(uri) - comma - 1
+    # The longest legitimate payload: base64 (4/3) with every character percent-escaped (x3),
+    # plus room for line breaks. Anything longer cannot decode to at most max_bytes.
+    limit = 4 * policy.max_bytes + 4096
+    if size > limit:
         raise MediaTooLargeError(
             name,
-            f"the data URI is {len(payload)} characters, far over the cap of {policy.max_bytes} bytes "
+            f"the data URI is {size} characters, over the cap of {policy.max_bytes} bytes "
             "(MediaPolicy.max_bytes)",
         )
-    try:
-        raw = unquote_to_bytes(payload)
-    except (UnicodeError, ValueError) as exc:
-        raise MediaDecodeError(name, f"malformed data URI: {exc}") from exc
-    if is_base64:
-        raw = _B64_JUNK.sub(b"", raw)
-        raw += b"=" * (-len(raw) % 4)
-        try:
-            data = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise MediaDecodeError(name, f"malformed data URI: invalid base64 ({exc})") from exc
-    else:
-        data = raw
+    decoded = _Base64Sink(policy, name) if is_base64 else _ByteSink(policy, name)
+    for chunk in _unquoted_chunks(uri, comma + 1, name):
+        decoded.feed(chunk)
+    data = decoded.finish()
     check_size(len(data), policy, name, "the data URI's payload")
     return data
+
+
+def _unquoted_chunks(payload: str, start: int, name: str) -> Iterator[bytes]:
+    """Percent-decode ``payload[start:]`` a chunk at a time, never splitting a ``%XX`` escape."""
+    n = len(payload)
+    while start < n:
+        end = min(start + _DATA_CHUNK, n)
+        if end < n:
+            pct = payload.rfind("%", max(start, end - 2), end)
+            if pct > start:
+                end = pct
+        try:
+            yield unquote_to_bytes(payload[start:end])
+        except (UnicodeError, ValueError) as exc:
+            raise MediaDecodeError(name, f"malformed data URI: {exc}") from exc
+        start = end
+
+
+class _ByteSink:
+    """Collects decoded bytes, refusing as soon as they pass the cap."""
+
+    def __init__(self, policy: MediaPolicy, name: str) -> None:
+        self.policy = policy
+        self.name = name
+        self.out = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.out += chunk
+        check_size(len(self.out), self.policy, self.name, "the data URI's payload")
+
+    def finish(self) -> bytes:
+        return bytes(self.out)
+
+
+class _Base64Sink(_ByteSink):
+    """Decodes base64 in whole 4-character groups as they arrive; whitespace is dropped."""
+
+    def __init__(self, policy: MediaPolicy, name: str) -> None:
+        super().__init__(policy, name)
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> None:
+        text = self.pending + _B64_JUNK.sub(b"", chunk)
+        whole = len(text) - len(text) % 4
+        self.pending = text[whole:]
+        if whole:
+            super().feed(self._decode(text[:whole]))
+
+    def finish(self) -> bytes:
+        if self.pending:
+            super().feed(self._decode(self.pending + b"=" * (-len(self.pending) % 4)))
+            self.pending = b""
+        return super().finish()
+
+    def _decode(self, text: bytes) -> bytes:
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise MediaDecodeError(self.name, f"malformed data URI: invalid base64 ({exc})") from exc
