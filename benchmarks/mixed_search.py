@@ -33,14 +33,15 @@ from _report import machine, write_report
 
 from omniretrieve.calibration import center
 from omniretrieve.demo import gap_offset, make_world
+from omniretrieve.demo.evaluation import DEMO_GROUPS, demo_qrels, evaluate_demo, index_demo_world
 from omniretrieve.demo.world import DemoWorld, Scene
 from omniretrieve.embedding import DEMO_MODEL_ID, DEMO_NOGAP_MODEL_ID, Embedder, load_embedder
 from omniretrieve.evaluation import (
-    DEMO_GROUPS,
-    demo_qrels,
+    JudgedQueries,
+    JudgedQuery,
+    embed_judged_queries,
     evaluate,
-    evaluate_demo,
-    index_demo_world,
+    run_judged_queries,
 )
 from omniretrieve.store import Store
 from omniretrieve.types import Combined, Image
@@ -107,7 +108,8 @@ def measure_model(world: DemoWorld, gap: bool) -> dict[str, Any]:
                 if q.target != "mixed":
                     continue
                 lists = [
-                    [h.id for h in store.search(q.text, K, modalities=(kind,))] for kind in ("text", "image")
+                    [h.id for h in store.search(q.text or "", K, modalities=(kind,))]
+                    for kind in ("text", "image")
                 ]
                 ceilings.append(fusion_ceiling(lists, dict(q.judgments)))
             stats = store.statistics()
@@ -156,6 +158,7 @@ def measure_combined(store: Store, embedder: Embedder, world: DemoWorld) -> dict
     for cap in captions:
         assert cap.scene is not None and cap.text is not None
         img = images[cap.scene]
+        assert img.image is not None
         if cap.scene in combined_scenes:
             doc_id = f"cmb-{cap.id[4:]}"
             items.append(Combined(text=cap.text, image=Image(img.image)))
@@ -177,15 +180,17 @@ def measure_combined(store: Store, embedder: Embedder, world: DemoWorld) -> dict
             qrels = {
                 q.id: {d: g for d, s in doc_scene.items() if (g := _grade(q.scene, s)) > 0} for q in queries
             }
+            judged = JudgedQueries(tuple(JudgedQuery(q.id, q.text or "", "text") for q in queries), qrels)
+            query_vectors = embed_judged_queries(cstore, judged)
             out: dict[str, Any] = {
                 "documents": {kind: cstore.count(kind) for kind in ("text", "image", "combined")},
                 "store": {},
             }
             for calibration in ("none", "rrf", "gap"):
-                run = {
-                    q.id: [h.id for h in cstore.search(q.text, K, calibration=calibration)] for q in queries
-                }
-                out["store"][calibration] = _rounded(evaluate(run, qrels, K))
+                found = run_judged_queries(
+                    cstore, judged, calibration=calibration, k=K, query_vectors=query_vectors
+                )
+                out["store"][calibration] = _rounded(evaluate(found.run, qrels, K))
             # exhaustive alternatives for combined documents, everything else scored as the store does
             all_ids = [i for i in ids if i is not None]
             vectors = dict(zip(all_ids, cstore.get_vectors(all_ids), strict=True))
@@ -203,20 +208,19 @@ def measure_combined(store: Store, embedder: Embedder, world: DemoWorld) -> dict
                 "mean_of_parts": {},
             }
             for q in queries:
-                qv = embedder.embed_query(q.text)
-                qc = center(qv, mt)
+                qc = center(query_vectors[q.id], mt)
                 base = {
                     i: float(center(vectors[i], {"text": mt, "image": mi}[kinds[i]]) @ qc)  # type: ignore[arg-type]
                     for i in all_ids
                     if kinds[i] != "combined"
                 }
-                st = center(text_parts, mt) @ qc
-                si = center(image_parts, mi) @ qc
-                sv = center(np.stack([vectors[i] for i in cmb_ids]), mc) @ qc  # type: ignore[misc]
+                text_scores = center(text_parts, mt) @ qc
+                image_scores = center(image_parts, mi) @ qc
+                vector_scores = center(np.stack([vectors[i] for i in cmb_ids]), mc) @ qc  # type: ignore[misc]
                 for name, scores in (
-                    ("vector", sv),
-                    ("max_of_parts", np.maximum(st, si)),
-                    ("mean_of_parts", (st + si) / 2),
+                    ("vector", vector_scores),
+                    ("max_of_parts", np.maximum(text_scores, image_scores)),
+                    ("mean_of_parts", (text_scores + image_scores) / 2),
                 ):
                     merged = dict(base)
                     merged.update(zip(cmb_ids, scores.tolist(), strict=True))

@@ -22,6 +22,7 @@ from omniretrieve.embedding import (
     EmbeddingResult,
     SentenceTransformerEmbedder,
     load_embedder,
+    register_embedder_scheme,
 )
 from omniretrieve.errors import (
     EmbeddingError,
@@ -345,8 +346,8 @@ def test_a_model_failure_on_one_item_costs_only_that_item(
     assert [r.ok for r in results] == [True, False, True, False, False, True]
     assert isinstance(results[1].error, EmbeddingError) and "simulated model crash" in str(results[1].error)
     assert isinstance(results[1].error.__cause__, RuntimeError)
-    assert isinstance(results[3].error, EmbeddingError) and "non-finite" in str(results[3].error)
-    assert isinstance(results[4].error, EmbeddingError) and "zero" in str(results[4].error)
+    assert isinstance(results[3].error, EmbeddingError) and "NaN or infinite" in str(results[3].error)
+    assert isinstance(results[4].error, EmbeddingError) and "all-zero" in str(results[4].error)
     monkeypatch.setattr(model, "encode_document", real)
     for r in results:
         if r.ok:
@@ -628,6 +629,67 @@ def test_fake_spec() -> None:
     with pytest.raises(InvalidInputError, match="device") as info:
         load_embedder("fake:8", device="cpu")
     assert info.value.input == "fake:8"
+
+
+@pytest.fixture
+def schemes(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The scheme registry, restored after the test."""
+    import omniretrieve.embedding.loading as loading
+
+    registry = dict(loading._SCHEMES)
+    monkeypatch.setattr(loading, "_SCHEMES", registry)
+    return registry
+
+
+def test_a_registered_scheme_builds_its_names(schemes: dict[str, Any]) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def factory(spec: str, options: dict[str, Any]) -> FakeEmbedder:
+        seen.append((spec, options))
+        return FakeEmbedder(int(spec.split(":", 1)[1]), **options)
+
+    register_embedder_scheme("mine", factory)
+    embedder = load_embedder("mine:6", seed=2, batch_size=None)  # None: the default, not passed
+    assert isinstance(embedder, FakeEmbedder) and embedder.dimension == 6
+    assert seen == [("mine:6", {"seed": 2})]
+    assert schemes["fake"] == "omniretrieve.testing.fakes:load_fake_embedder"  # lazy: a string
+
+
+def test_a_scheme_given_as_a_string_is_imported_on_first_use(
+    schemes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    (tmp_path / "my_lazy_embedders.py").write_text(
+        "from omniretrieve.testing.fakes import FakeEmbedder\n"
+        "def build(spec, options):\n"
+        "    return FakeEmbedder(3, **options)\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_lazy_embedders", raising=False)
+    register_embedder_scheme("lazy-one", "my_lazy_embedders:build")
+    assert "my_lazy_embedders" not in sys.modules
+    assert load_embedder("lazy-one:anything").dimension == 3
+    assert "my_lazy_embedders" in sys.modules
+    register_embedder_scheme("broken", "my_lazy_embedders:no_such_factory")
+    with pytest.raises(InvalidInputError, match="could not be imported") as info:
+        load_embedder("broken:1")
+    assert info.value.input == "broken:1" and isinstance(info.value.__cause__, AttributeError)
+
+
+def test_bad_schemes_and_factories_are_refused(schemes: dict[str, Any]) -> None:
+    before = dict(schemes)
+    for scheme in ("", "c", "C:", "Big", "9lives", "has space", None):
+        with pytest.raises(InvalidInputError, match="scheme"):
+            register_embedder_scheme(scheme, lambda spec, options: FakeEmbedder())  # type: ignore[arg-type]
+    for factory in ("no_colon_here", ":attr", "module:", 42):
+        with pytest.raises(InvalidInputError, match="factory"):
+            register_embedder_scheme("ok", factory)  # type: ignore[arg-type]
+    assert schemes == before
+    # a one-letter "scheme" is a Windows drive, never a registered name: it stays a path
+    with pytest.raises(InvalidInputError, match="could not load"):
+        load_embedder("c:/no/such/model")
 
 
 def test_a_bad_spec_is_a_typed_error_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,10 +109,10 @@ def test_jpeg_draft_decoding_is_close_to_a_full_decode(tiny_clip_path: Path, tmp
 def test_draft_size_comes_from_the_image_processor(size: Any, expected: int | None) -> None:
     from types import SimpleNamespace
 
-    from omniretrieve.embedding import _processor_min_side
+    from omniretrieve.models import processor_min_side
 
-    assert _processor_min_side(SimpleNamespace(size=size, do_resize=True)) == expected
-    assert _processor_min_side(SimpleNamespace(size=size, do_resize=False)) is None
+    assert processor_min_side(SimpleNamespace(size=size, do_resize=True)) == expected
+    assert processor_min_side(SimpleNamespace(size=size, do_resize=False)) is None
 
 
 def test_text_to_image_search_ranks_with_the_same_vectors(tiny_clip: SentenceTransformerEmbedder) -> None:  # noqa: F811

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from omniretrieve.errors import (
-    EmbeddingError,
     InvalidInputError,
     MediaDecodeError,
     MediaError,
+    RerankError,
     UnsupportedModalityError,
 )
 from omniretrieve.rerank import CrossEncoderReranker, Reranker, RerankResult
@@ -264,7 +264,8 @@ def test_a_model_failure_on_one_item_is_isolated(
     monkeypatch.setattr(reranker.model, "predict", predict)
     results = reranker.rerank("a red circle", [_image(1), poison, _image(2), "text"])
     assert [r.scored for r in results] == [True, True, True, False]
-    assert results[-1].index == 1 and isinstance(results[-1].error, EmbeddingError)
+    assert results[-1].index == 1 and isinstance(results[-1].error, RerankError)
+    assert isinstance(results[-1].error.__cause__, RuntimeError)
     assert "boom" in str(results[-1].error)
 
 
@@ -431,3 +432,65 @@ def test_audio_and_video_reach_the_model_loaded_and_never_as_strings() -> None:
 def test_query_media_that_will_not_load_raises(reranker: CrossEncoderReranker) -> None:
     with pytest.raises(MediaDecodeError):
         reranker.rerank(Image(b"not an image"), ["a red circle"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Names, errors and the model layer shared with the embedder
+# ------------------------------------------------------------------------------------------------
+
+
+def test_ok_is_the_name_and_scored_its_alias() -> None:
+    good, bad = RerankResult(0, 0.5), RerankResult(1, float("-inf"), RerankError("candidate 1", "x"))
+    assert good.ok and good.scored and not bad.ok and not bad.scored
+
+
+class _NaNCrossEncoder(_RecordingCrossEncoder):
+    """Scores NaN for the text "nan"."""
+
+    def predict(self, pairs: list[Any], **kwargs: Any) -> np.ndarray:
+        scores = super().predict(pairs, **kwargs)
+        return np.array(
+            [math.nan if doc == {"text": "nan"} else s for (_, doc), s in zip(pairs, scores, strict=True)],
+            dtype=np.float32,
+        )
+
+
+def test_a_nan_score_is_a_rerank_error_for_that_candidate_only() -> None:
+    reranker = CrossEncoderReranker(_NaNCrossEncoder())  # type: ignore[arg-type]
+    results = reranker.rerank("q", ["abc", "nan", "a"])
+    assert [r.index for r in results] == [0, 2, 1]
+    assert [r.ok for r in results] == [True, True, False]
+    assert isinstance(results[-1].error, RerankError) and "NaN" in str(results[-1].error)
+    assert results[-1].score == float("-inf")
+
+
+def test_a_loaded_model_is_named_by_the_shared_rule_and_takes_no_loading_options(
+    reranker: CrossEncoderReranker, llava_dir: Path
+) -> None:
+    again = CrossEncoderReranker(reranker.model)
+    assert again.model_id == str(llava_dir)  # its transformers config's name_or_path
+    assert CrossEncoderReranker(_RecordingCrossEncoder()).model_id == (  # type: ignore[arg-type]
+        "sentence-transformers:_RecordingCrossEncoder"
+    )
+    for options in ({"device": "cpu"}, {"dtype": "float16"}, {"trust_remote_code": True}):
+        with pytest.raises(InvalidInputError, match="loaded model"):
+            CrossEncoderReranker(reranker.model, **options)
+    with pytest.raises(InvalidInputError, match="dtype"):
+        CrossEncoderReranker(llava_dir, device="cpu", dtype="float17")
+
+
+def test_audio_rate_and_video_frames_follow_the_shared_defaults() -> None:
+    """A model whose processor names no rate or frame count gets the embedder's defaults."""
+    from types import SimpleNamespace
+
+    from omniretrieve.models import DEFAULT_AUDIO_SAMPLING_RATE, DEFAULT_VIDEO_FRAMES
+    from omniretrieve.types import Video
+
+    model = _RecordingCrossEncoder()
+    model.module = SimpleNamespace(processor=SimpleNamespace())
+    reranker = CrossEncoderReranker(model)  # type: ignore[arg-type]
+    audio = Audio(np.zeros(8_000, dtype=np.float32), sampling_rate=8_000)  # 1 s at 8 kHz
+    video = Video(np.zeros((20, 8, 8, 3), dtype=np.uint8))
+    assert all(r.ok for r in reranker.rerank("q", [audio, video]))
+    shapes = sorted((np.asarray(doc).shape for _, doc in model.pairs), key=len)
+    assert shapes == [(DEFAULT_AUDIO_SAMPLING_RATE,), (DEFAULT_VIDEO_FRAMES, 8, 8, 3)]

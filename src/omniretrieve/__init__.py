@@ -3,7 +3,8 @@
 The pipeline, one module each: :mod:`~omniretrieve.media` (the only code that reads files or URLs)
 -> :mod:`~omniretrieve.embedding` -> :mod:`~omniretrieve.store` (Chroma) ->
 :mod:`~omniretrieve.calibration` -> :mod:`~omniretrieve.rerank`; :mod:`~omniretrieve.evaluation`
-measures it. Heavy modules (torch, sentence-transformers, chromadb) load on first use of a name.
+measures it. The embedder and the reranker share one model layer, :mod:`~omniretrieve.models`.
+Heavy modules (torch, sentence-transformers, chromadb) load on first use of a name.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from omniretrieve.errors import (
     MissingDependencyError,
     OmniretrieveError,
     PathNotAllowedError,
+    RerankError,
     StoreConnectionError,
     StoreError,
     StoreLockedError,
@@ -50,7 +52,7 @@ from omniretrieve.types import (
 
 if TYPE_CHECKING:
     from omniretrieve.calibration import Calibration
-    from omniretrieve.documents import Document, SearchHit
+    from omniretrieve.documents import Document, Kind, SearchHit
     from omniretrieve.embedding import (
         BaseEmbedder,
         Embedder,
@@ -71,6 +73,7 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
 _LAZY: dict[str, str] = {
     "Calibration": "omniretrieve.calibration",
     "Document": "omniretrieve.documents",
+    "Kind": "omniretrieve.documents",
     "SearchHit": "omniretrieve.documents",
     "BaseEmbedder": "omniretrieve.embedding",
     "Embedder": "omniretrieve.embedding",
@@ -122,6 +125,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidVectorError",
     "ItemInput",
+    "Kind",
     "MediaDecodeError",
     "MediaError",
     "MediaFetchError",
@@ -135,6 +139,7 @@ __all__ = [
     "Modality",
     "OmniretrieveError",
     "PathNotAllowedError",
+    "RerankError",
     "RerankResult",
     "Reranker",
     "Role",

@@ -9,12 +9,29 @@ they show. Raw cosine scores are comparable within one modality only.
 
 Calibrations (``calibration=`` on search):
 
-* ``"gap"`` (default): post-hoc gap removal (GR-CLIP, Li et al. 2025, "Closing the Modality Gap
+* ``"scaled"`` (default): ``"gap"`` removal, then each (query kind, document kind) pair's scores
+  divided by one store-level constant, the *tail width* of that pair: over a fixed sample of each
+  kind's stored vectors, the ``"gap"`` scores between sampled vectors of the query's kind (standing
+  in for queries) and sampled vectors of the document's kind, and the width is their
+  :data:`TAIL_QUANTILE` (0.99) quantile minus their median (:func:`pair_scales`). A weaker tower, a
+  residual gap or a kind whose vectors spread differently compresses or stretches one pair's
+  scores; relevant documents score in the upper tail, so the tail's width is the unit that makes
+  pairs comparable. A score is "how many tail widths above orthogonal (after gap removal) this
+  document is", no supervision, and 0 keeps its meaning (orthogonal), so no location is moved.
+  The widths depend on the store (its means and samples), not on the query: within one store
+  state, scores are comparable across queries of the same kind and across document kinds; not
+  across stores, nor across query kinds (each has its own widths). The map is one positive factor
+  per kind, so the exact top-k of :mod:`omniretrieve.topk` holds. Without samples (or a pair with
+  fewer than two sampled scores) see :func:`pair_scale`: an unknown pair is scaled like the
+  median of the known ones; with nothing known the score is the ``"gap"`` score.
+  ``benchmarks/results/calibration.json`` compares it with the others, and says where it loses.
+* ``"gap"``: post-hoc gap removal (GR-CLIP, Li et al. 2025, "Closing the Modality Gap
   for Mixed Modality Search"). For each document kind ``m`` the store keeps the mean ``mu_m`` of
   the stored (L2-normalised) embeddings of that kind, updated on every add, update and delete.
   A document vector ``d`` of kind ``m`` becomes ``d' = (d - mu_m) / |d - mu_m|``, the query
   ``q`` of kind ``k`` becomes ``q' = (q - mu_k) / |q - mu_k|``, and the score is ``q' . d'``:
-  a cosine in ``[-1, 1]`` between gap-free directions, comparable across kinds. Means are
+  a cosine in ``[-1, 1]`` between gap-free directions, comparable across kinds when the kinds'
+  towers are equally sharp (``"scaled"`` handles the other case). Means are
   shrunk toward zero by a pseudo-count (``mu = sum / (n + prior_count)``) so that a kind with a
   single document is not centred onto itself (``d - mu`` would be zero). A query of a kind with
   no stored documents is centred on the mean of its parts' kinds (a combined query) or not at
@@ -35,7 +52,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -43,12 +60,12 @@ import numpy as np
 
 from omniretrieve.errors import InvalidInputError
 
-Calibration: TypeAlias = Literal["gap", "rrf", "none"]
+Calibration: TypeAlias = Literal["scaled", "gap", "rrf", "none"]
 """How scores of different kinds are made comparable; see the module docstring."""
 
-CALIBRATIONS: tuple[Calibration, ...] = ("gap", "rrf", "none")
+CALIBRATIONS: tuple[Calibration, ...] = ("scaled", "gap", "rrf", "none")
 
-DEFAULT_CALIBRATION: Calibration = "gap"
+DEFAULT_CALIBRATION: Calibration = "scaled"
 
 RRF_K = 60
 """The constant of reciprocal-rank fusion (Cormack et al. 2009)."""
@@ -103,6 +120,108 @@ def gap_scores(
 def rrf_scores(n: int, k: int = RRF_K) -> np.ndarray:
     """Reciprocal-rank-fusion scores of the first ``n`` ranks of one list: ``1 / (k + rank)``."""
     return 1.0 / (k + np.arange(1, n + 1, dtype=np.float64))
+
+
+def query_probe(
+    query: np.ndarray,
+    calibration: Calibration,
+    stats: ModalityStats | None,
+    query_kind: str = "text",
+    query_parts: Sequence[str] = (),
+    prior_count: float = PRIOR_COUNT,
+) -> np.ndarray:
+    """The unit vector documents are compared with (the probe of the index).
+
+    The query centred on its kind's mean for ``"gap"`` and ``"scaled"``, else the query itself;
+    also the query itself when centring leaves nothing.
+    """
+    q = l2_normalize(np.asarray(query, dtype=np.float64))
+    if calibration not in ("gap", "scaled") or stats is None:
+        return q
+    probe = center(q, stats.query_mean(query_kind, query_parts, prior_count=prior_count))
+    return probe if np.any(probe) else q
+
+
+TAIL_QUANTILE = 0.99
+"""``"scaled"`` measures each pair of kinds by the distance from the median to this quantile of its
+sampled ``"gap"`` scores (the upper tail, where relevant documents score)."""
+
+SCALE_FLOOR = 1e-6
+"""The smallest tail width ``"scaled"`` divides by."""
+
+PairScales: TypeAlias = Mapping[tuple[str, str], float]
+"""(query kind, document kind) -> the tail width of that pair's ``"gap"`` scores (:func:`pair_scales`)."""
+
+
+def pair_scales(
+    samples: Mapping[str, np.ndarray | None],
+    stats: ModalityStats,
+    prior_count: float = PRIOR_COUNT,
+    quantile: float = TAIL_QUANTILE,
+) -> dict[tuple[str, str], float]:
+    """The store-level tail widths ``"scaled"`` divides ``"gap"`` scores by.
+
+    For every pair of sampled kinds ``(a, b)``, the ``"gap"`` scores between the sampled vectors
+    of ``a`` (standing in for queries of kind ``a``) and those of ``b``, a vector never paired with
+    itself; the width is the ``quantile`` of these scores minus their median. Pairs without two
+    scores, or with a width below :data:`SCALE_FLOOR`, are left out (:func:`pair_scale` fills them).
+
+    Args:
+        samples: Kind -> a fixed sample of its stored vectors (a few hundred suffice; the cost is
+            the product of the sample sizes per pair).
+        stats: The corpus statistics (the means the vectors are centred on).
+        prior_count: Shrinkage of the means.
+        quantile: The upper quantile (:data:`TAIL_QUANTILE`).
+    """
+    centred: dict[str, np.ndarray] = {}
+    for kind, sample in samples.items():
+        if sample is None or len(sample) == 0 or stats.count(kind) <= 0:
+            continue
+        centred[kind] = center(np.atleast_2d(sample), stats.mean(kind, prior_count=prior_count))
+    widths: dict[tuple[str, str], float] = {}
+    for a, qa in centred.items():
+        for b, db in centred.items():
+            scores = qa @ db.T
+            values = scores[~np.eye(len(qa), dtype=bool)] if a == b else scores.ravel()
+            if len(values) < 2:
+                continue
+            width = float(np.quantile(values, quantile) - np.median(values))
+            if width >= SCALE_FLOOR:
+                widths[(a, b)] = width
+    return widths
+
+
+def pair_scale(
+    scales: PairScales | None, query_kind: str, doc_kind: str, query_parts: Sequence[str] = ()
+) -> float:
+    """The tail width that ``"scaled"`` divides the ``"gap"`` scores of ``doc_kind`` by, for one query.
+
+    The width of ``(query_kind, doc_kind)``; for a query kind without a sample (a combined query),
+    the geometric mean of its parts' widths; a pair still unknown gets the median of the known
+    widths for the query (a kind with a single document), and a query with none known gets 1 (the
+    ``"gap"`` score).
+    """
+    if not scales:
+        return 1.0
+    if (query_kind, doc_kind) in scales:
+        return scales[(query_kind, doc_kind)]
+    parts = [scales[(p, doc_kind)] for p in query_parts if (p, doc_kind) in scales]
+    if parts:
+        return float(np.exp(np.mean(np.log(parts))))
+    kinds = [query_kind, *query_parts]
+    known = [w for (a, _), w in scales.items() if a in kinds]
+    return float(np.median(known)) if known else 1.0
+
+
+def kind_transform(calibration: Calibration, scale: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The increasing map from a kind's per-document score to its calibrated score, for one query.
+
+    ``"scaled"``: the ``"gap"`` score divided by ``scale`` (> 0, :func:`pair_scale`); else the
+    identity.
+    """
+    if calibration != "scaled":
+        return lambda scores: scores
+    return lambda scores: scores / scale
 
 
 @dataclass
@@ -237,54 +356,60 @@ def fuse(
     query_kind: str = "text",
     query_parts: Sequence[str] = (),
     prior_count: float = PRIOR_COUNT,
+    samples: Mapping[str, np.ndarray] | None = None,
+    scales: PairScales | None = None,
 ) -> list[FusedHit]:
     """Score every candidate exactly and merge all kinds into one list of the best ``k``.
+
+    This ranks the candidates it is given; :func:`omniretrieve.topk.top_k` decides which
+    candidates are needed for the result to be the top ``k`` over the whole store.
 
     Args:
         query: The query embedding (L2-normalised).
         candidates: Per-kind candidate lists with their stored vectors.
         k: How many hits to return.
-        calibration: ``"gap"``, ``"rrf"`` or ``"none"`` (module docstring).
-        stats: The corpus statistics (needed for ``"gap"``).
+        calibration: A name from :data:`CALIBRATIONS` (module docstring).
+        stats: The corpus statistics (needed for ``"gap"`` and ``"scaled"``).
         query_kind: The query's kind, for its mean.
         query_parts: The query's part modalities (a combined query).
         prior_count: Shrinkage of the means.
+        samples: Kind -> a fixed sample of its stored vectors: ``"scaled"`` computes its widths
+            from them (:func:`pair_scales`) when ``scales`` is not given.
+        scales: The widths of :func:`pair_scales`, computed once per store state (preferred).
 
     Returns:
         Hits by score descending; ties broken by raw cosine, then id.
 
     Raises:
-        InvalidInputError: unknown calibration, or ``"gap"`` without statistics.
+        InvalidInputError: unknown calibration, or ``"gap"``/``"scaled"`` without statistics.
     """
     check_calibration(calibration)
-    if calibration == "gap" and stats is None:
-        raise InvalidInputError("stats", "gap calibration needs the corpus statistics")
+    if calibration in ("gap", "scaled") and stats is None:
+        raise InvalidInputError("stats", f"{calibration} calibration needs the corpus statistics")
     q = np.asarray(query, dtype=np.float64)
-    q_mean = (
-        stats.query_mean(query_kind, query_parts, prior_count=prior_count)
-        if stats is not None and calibration == "gap"
-        else None
-    )
-    q_centered = center(q, q_mean)
+    if calibration == "scaled" and scales is None:
+        assert stats is not None
+        scales = pair_scales(samples or {}, stats, prior_count)
+    probe = query_probe(q, calibration, stats, query_kind, query_parts, prior_count)
     hits: list[FusedHit] = []
     for cand in candidates:
         if len(cand.ids) == 0:
             continue
         vectors = np.atleast_2d(np.asarray(cand.vectors, dtype=np.float64))
         cosines = cosine_scores(q, vectors)
-        if calibration == "none":
-            scores = cosines
-            order = np.arange(len(cand.ids))
-        elif calibration == "gap":
-            assert stats is not None
-            scores = center(vectors, stats.mean(cand.kind, prior_count=prior_count)) @ q_centered
-            order = np.arange(len(cand.ids))
-        else:
+        if calibration == "rrf":
             order = np.lexsort((np.asarray(cand.ids), -cosines))
             scores = np.empty(len(cand.ids))
             scores[order] = rrf_scores(len(cand.ids))
-        for i in order:
-            hits.append(FusedHit(cand.kind, int(i), cand.ids[int(i)], float(scores[i]), float(cosines[i])))
+        elif calibration == "none":
+            scores = cosines
+        else:
+            assert stats is not None
+            mean = stats.mean(cand.kind, prior_count=prior_count)
+            transform = kind_transform(calibration, pair_scale(scales, query_kind, cand.kind, query_parts))
+            scores = transform(gap_scores(probe, vectors, None, mean))
+        for i in range(len(cand.ids)):
+            hits.append(FusedHit(cand.kind, i, cand.ids[i], float(scores[i]), float(cosines[i])))
     hits.sort(key=lambda h: (-h.score, -h.cosine, h.id))
     return hits[: max(k, 0)]
 
@@ -294,6 +419,9 @@ __all__ = [
     "DEFAULT_CALIBRATION",
     "PRIOR_COUNT",
     "RRF_K",
+    "SCALE_FLOOR",
+    "TAIL_QUANTILE",
+    "PairScales",
     "Calibration",
     "FusedHit",
     "KindCandidates",
@@ -303,6 +431,10 @@ __all__ = [
     "cosine_scores",
     "fuse",
     "gap_scores",
+    "kind_transform",
+    "pair_scale",
+    "pair_scales",
     "l2_normalize",
+    "query_probe",
     "rrf_scores",
 ]

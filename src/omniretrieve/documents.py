@@ -49,12 +49,16 @@ from omniretrieve.types import (
     Video,
     as_item,
     describe,
+    is_pil_image,
 )
 
 Kind: TypeAlias = Literal["text", "image", "audio", "video", "combined"]
 """The kind of a document: its single modality, or ``"combined"`` for several parts.
 
-The store keeps one collection per kind."""
+A :class:`~omniretrieve.types.Modality` names what a model reads (one of text, image, audio,
+video); a Kind names what a document is, so it adds ``"combined"``. The store keeps one collection
+per kind, ``search(modalities=...)`` filters by kind, and a hit's ``modality`` attribute
+(:attr:`SearchHit.modality`) holds its document's kind. Exported as ``omniretrieve.Kind``."""
 
 KINDS: tuple[Kind, ...] = ("text", "image", "audio", "video", "combined")
 
@@ -162,14 +166,6 @@ def _check_value(name: str, key: str, value: Any) -> MetadataValue:
 # ---------------------------------------------------------------------------------------------
 
 
-def _is_pil(value: object) -> bool:
-    try:
-        from PIL.Image import Image as _PILImage
-    except ImportError:  # pragma: no cover - Pillow is installed with the image extra
-        return False
-    return isinstance(value, _PILImage)
-
-
 def _is_url(value: str) -> bool:
     scheme = urlsplit(value).scheme.lower()
     return scheme in ("http", "https")
@@ -196,7 +192,7 @@ def _media_digest(part: Image | Audio | Video, reader: ByteReader) -> str:
         if isinstance(part, Audio):
             h.update(f"sr:{part.sampling_rate}".encode() + b"\0")
         h.update(arr.tobytes())
-    elif _is_pil(source):
+    elif is_pil_image(source):
         h.update(f"pil:{source.mode}:{source.size}".encode() + b"\0")  # type: ignore[union-attr]
         h.update(source.tobytes())  # type: ignore[union-attr]
     else:
@@ -416,8 +412,9 @@ class SearchHit:
             ``"none"`` the raw cosine; with ``"rrf"`` ``1 / (60 + rank within the document's
             modality)``.
         cosine: The raw cosine similarity between the query and document embeddings.
-        modality: The document's kind: ``"text"``, ``"image"``, ``"audio"``, ``"video"`` or
-            ``"combined"``.
+        modality: The document's :data:`Kind` (not a :class:`~omniretrieve.types.Modality`:
+            it may be ``"combined"``): ``"text"``, ``"image"``, ``"audio"``, ``"video"`` or
+            ``"combined"``; the same as ``document.kind``.
         rerank_score: The reranker's score when the results were reranked (the list is then
             ordered by it), else ``None``; ``-inf`` for a candidate the reranker could not score.
     """

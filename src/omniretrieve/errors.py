@@ -129,7 +129,10 @@ class UnsupportedModalityError(OmniretrieveError):
 
 
 class EmbeddingError(OmniretrieveError):
-    """The model failed on an item (the item is named; the cause is chained)."""
+    """The embedding model failed on an item, or returned an unusable vector for it.
+
+    The item is named and the cause chained. A reranker's failures are :class:`RerankError`.
+    """
 
     def __init__(self, input: str, reason: str) -> None:
         self.input = input

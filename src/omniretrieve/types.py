@@ -29,6 +29,7 @@ Examples::
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union
@@ -145,12 +146,14 @@ ItemInput: TypeAlias = Union[str, Text, Image, Audio, Video, Combined, "PILImage
 """Anything that :func:`as_item` accepts: what ``embed``, ``search`` and ``rerank`` take."""
 
 
-def _is_pil(value: object) -> bool:
-    try:
-        from PIL.Image import Image as _PILImage
-    except ImportError:  # pragma: no cover - Pillow is a core dependency
-        return False
-    return isinstance(value, _PILImage)
+def is_pil_image(value: object) -> bool:
+    """Whether ``value`` is a ``PIL.Image.Image``, without importing Pillow to find out.
+
+    An object can only be a PIL image once ``PIL.Image`` has been imported, so while it is not
+    loaded the answer is ``False`` for free. The one such check for the whole package.
+    """
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(value, pil.Image)
 
 
 def describe(value: object, limit: int = 80) -> str:
@@ -168,7 +171,7 @@ def describe(value: object, limit: int = 80) -> str:
         return f"<{len(value)} bytes>"
     if isinstance(value, np.ndarray):
         return f"<array shape={value.shape} dtype={value.dtype}>"
-    if _is_pil(value):
+    if is_pil_image(value):
         return f"<PIL image {getattr(value, 'mode', '?')} {getattr(value, 'size', '?')}>"
     if isinstance(value, os.PathLike):
         return repr(os.fspath(value))
@@ -198,7 +201,7 @@ def as_item(value: ItemInput) -> NormalizedItem:
         return value
     if isinstance(value, str):
         return Text(value)
-    if _is_pil(value):
+    if is_pil_image(value):
         return Image(value)  # type: ignore[arg-type]
     if isinstance(value, Mapping):
         unknown = set(value) - set(MODALITIES)
@@ -264,5 +267,6 @@ __all__ = [
     "VideoSource",
     "as_item",
     "describe",
+    "is_pil_image",
     "modality_of",
 ]

@@ -164,9 +164,7 @@ class Scene:
         if size < 16:
             raise InvalidInputError("size", f"{size} is too small to draw a scene; use 16 or more")
         image_module = require("PIL.Image", extra=None, purpose="Rendering demo images", package="pillow")
-        draw_module = require(
-            "PIL.ImageDraw", extra=None, purpose="Rendering demo images", package="pillow"
-        )
+        draw_module = require("PIL.ImageDraw", extra=None, purpose="Rendering demo images", package="pillow")
         rng = np.random.default_rng([seed, 0x5CE7E])
         scale = size / 64.0
         cx, cy = _CENTERS[self.position]

@@ -18,21 +18,23 @@ from omniretrieve.media._image import decode_image, image_from_array, normalize_
 from omniretrieve.media._policy import MediaPolicy, system_resolver
 from omniretrieve.media._read import check_size, classify_string, read_data_uri, read_path
 from omniretrieve.media._video import decode_video, video_from_array
-from omniretrieve.types import Audio, AudioSource, Image, ImageSource, Text, Video, VideoSource, describe
+from omniretrieve.types import (
+    Audio,
+    AudioSource,
+    Image,
+    ImageSource,
+    Text,
+    Video,
+    VideoSource,
+    describe,
+    is_pil_image,
+)
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
 MAX_NUM_FRAMES = 10_000
 MAX_FRAME_SIDE = 16_384
-
-
-def _is_pil(value: object) -> bool:
-    try:
-        from PIL.Image import Image as _PILImage
-    except ImportError:
-        return False
-    return isinstance(value, _PILImage)
 
 
 def _as_array(value: object, name: str) -> np.ndarray | None:
@@ -148,7 +150,7 @@ class MediaLoader:
         """
         name = describe(source)
         src = source.source if isinstance(source, Image) else source
-        if _is_pil(src):
+        if is_pil_image(src):
             return normalize_pil(src, self.policy, name)  # type: ignore[arg-type]
         array = _as_array(src, name)
         if array is not None:

@@ -24,13 +24,14 @@ Example::
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from omniretrieve.embedding import BaseEmbedder, CombineStrategy, RouteKey, canonical_modalities
+from omniretrieve.embedding import FAKE_PREFIX, BaseEmbedder, CombineStrategy, RouteKey, canonical_modalities
 from omniretrieve.errors import InvalidInputError
+from omniretrieve.models import DEFAULT_AUDIO_SAMPLING_RATE, DEFAULT_VIDEO_FRAMES, check_options
 from omniretrieve.types import MODALITIES, Modality, Role
 
 if TYPE_CHECKING:
@@ -68,8 +69,8 @@ class FakeEmbedder(BaseEmbedder):
         batch_size: int = 32,
         combine: CombineStrategy = "auto",
         native: Iterable[tuple[Modality, ...]] = (),
-        audio_sampling_rate: int = 16_000,
-        video_num_frames: int = 8,
+        audio_sampling_rate: int = DEFAULT_AUDIO_SAMPLING_RATE,
+        video_num_frames: int = DEFAULT_VIDEO_FRAMES,
         num_workers: int | None = None,
     ) -> None:
         super().__init__(media=media, batch_size=batch_size, combine=combine, num_workers=num_workers)
@@ -90,7 +91,7 @@ class FakeEmbedder(BaseEmbedder):
 
     @property
     def model_id(self) -> str:
-        return f"fake:{self._dimension}"
+        return f"{FAKE_PREFIX}{self._dimension}"
 
     @property
     def dimension(self) -> int:
@@ -123,6 +124,23 @@ class FakeEmbedder(BaseEmbedder):
         return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
+def load_fake_embedder(spec: str, options: Mapping[str, Any]) -> FakeEmbedder:
+    """The :class:`FakeEmbedder` that ``"fake:<dim>"`` names, built with ``options``.
+
+    This is the factory of the ``"fake"`` scheme of :func:`~omniretrieve.embedding.load_embedder`,
+    which imports this module only when a ``"fake:<dim>"`` name is loaded.
+
+    Raises:
+        InvalidInputError: the dimension is not a positive integer, or an option is not one of
+            :class:`FakeEmbedder`'s (the error names ``spec``).
+    """
+    dim = spec[len(FAKE_PREFIX) :] if spec.startswith(FAKE_PREFIX) else ""
+    if not dim.isascii() or not dim.isdigit() or int(dim) < 1:
+        raise InvalidInputError(spec, "write fake:<dimension> with a positive dimension, e.g. fake:32")
+    check_options(spec, FakeEmbedder, options, int(dim))
+    return FakeEmbedder(int(dim), **options)
+
+
 def _digest(route: RouteKey, value: Any) -> bytes:
     h = hashlib.sha256()
     _feed(h, route, value)
@@ -147,4 +165,4 @@ def _feed(h: Any, route: RouteKey, value: Any) -> None:
     h.update(b"\1")
 
 
-__all__ = ["FakeEmbedder"]
+__all__ = ["FakeEmbedder", "load_fake_embedder"]

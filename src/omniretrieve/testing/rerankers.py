@@ -38,15 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from omniretrieve.errors import OmniretrieveError, require
-from omniretrieve.rerank import (
-    RerankResult,
-    UnsupportedPolicy,
-    _check_policy,
-    _check_query,
-    _check_top_n,
-    _order_results,
-    _split_supported,
-    _supports_modality,
+from omniretrieve.rerank import RerankResult, UnsupportedPolicy
+from omniretrieve.rerank.rules import (
+    check_policy,
+    check_query,
+    check_top_n,
+    order_results,
+    split_supported,
+    supports_modality,
 )
 from omniretrieve.types import Combined, ItemInput, Modality, NormalizedItem, Text
 
@@ -335,21 +334,21 @@ class FakeReranker:
         self.score_fn: ScoreFunction = score_fn or word_overlap
         self.modalities: frozenset[Modality] = frozenset(modalities)
         self.model_id = model_id
-        _check_policy(unsupported)
+        check_policy(unsupported)
         self.unsupported: UnsupportedPolicy = unsupported
         self.calls: list[tuple[NormalizedItem, list[NormalizedItem]]] = []
         """Every ``rerank`` call's normalised query and documents, for assertions in tests."""
 
     def supports(self, modality: Modality | tuple[Modality, ...]) -> bool:
-        return _supports_modality(modality, self.modalities, combined=True)
+        return supports_modality(modality, self.modalities, combined=True)
 
     def rerank(
         self, query: ItemInput, candidates: Sequence[ItemInput], *, top_n: int | None = None
     ) -> list[RerankResult]:
         """Score every candidate against ``query`` and return results sorted by score, best first."""
-        _check_top_n(top_n)
-        q = _check_query(query, self.supports, self.modalities)
-        docs, results = _split_supported(candidates, self.supports, self.modalities, self.unsupported)
+        check_top_n(top_n)
+        q = check_query(query, self.supports, self.modalities)
+        docs, results = split_supported(candidates, self.supports, self.modalities, self.unsupported)
         self.calls.append((q, [d for _, d in docs]))
         for index, doc in docs:
             try:
@@ -358,7 +357,7 @@ class FakeReranker:
                 results.append(RerankResult(index, float("-inf"), exc))
                 continue
             results.append(RerankResult(index, score))
-        return _order_results(results, top_n)
+        return order_results(results, top_n)
 
 
 __all__ = [

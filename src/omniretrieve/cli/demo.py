@@ -1,0 +1,196 @@
+"""``omniretrieve demo``: the tour. Build a world of colored shapes, index it, search it, write a gallery.
+
+The world is written as files and then handled as any user folder is: ``index`` adds the corpus and
+the judged queries are read and run through :mod:`omniretrieve.evaluation`, as ``eval`` does.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from omniretrieve.cli import _render
+from omniretrieve.cli._shared import (
+    HostOpt,
+    ModelOpt,
+    PortOpt,
+    RerankerOpt,
+    StoreOpt,
+    StoreTarget,
+    errors,
+    load_reranker,
+    loader_of,
+    open_store,
+)
+from omniretrieve.cli.index import IndexReport, collect_files, index_files
+
+if TYPE_CHECKING:
+    import numpy as np
+    from rich.console import Console
+
+    from omniretrieve.calibration import Calibration
+    from omniretrieve.documents import SearchHit
+    from omniretrieve.evaluation import JudgedQueries, JudgedQuery
+    from omniretrieve.gallery import GalleryQuery
+    from omniretrieve.media import MediaLoader
+    from omniretrieve.rerank import Reranker
+    from omniretrieve.store import Store
+
+DEFAULT_DEMO_FOLDER = "omniretrieve-demo"
+"""Where ``omniretrieve demo`` writes its world, store and gallery unless told otherwise."""
+
+SHOWCASE_GROUPS: dict[str, str] = {
+    "text->mixed": "text -> mixed corpus (captions, images, distractors)",
+    "text->image": "text -> images",
+    "image->image": "image -> images",
+}
+"""The query groups the demo shows one query of, in this order, with their titles."""
+
+COMPARED: tuple[Calibration, ...] = ("none", "rrf", "gap")
+"""The calibrations the demo measures over all queries, in column order."""
+
+
+def _showcase(judged: JudgedQueries) -> list[JudgedQuery]:
+    """One query of each of :data:`SHOWCASE_GROUPS`, in its order."""
+    chosen: list[JudgedQuery] = []
+    for group in SHOWCASE_GROUPS:
+        found = next((q for q in judged.queries if q.group == group), None)
+        if found is not None:
+            chosen.append(found)
+    return chosen
+
+
+def _showcase_query(
+    store: Store,
+    judged: JudgedQueries,
+    q: JudgedQuery,
+    *,
+    vectors: dict[str, np.ndarray],
+    k: int,
+    show: int,
+    reranker: Reranker | None,
+    loader: MediaLoader,
+    out: Console,
+) -> GalleryQuery:
+    """Search one query raw, calibrated (and reranked); print the lists and their nDCG; return the gallery part."""
+    from omniretrieve.evaluation import ndcg_at_k, run_judged_queries
+
+    grades = judged.qrels.get(q.id, {})
+    lists: list[tuple[str, list[SearchHit], list[str]]] = []
+    raw_and_calibrated: tuple[Calibration, ...] = ("none", "gap")
+    for calib in raw_and_calibrated:
+        found = run_judged_queries(store, judged, calibration=calib, k=k, query_vectors=vectors, only=[q.id])
+        lists.append((_render.list_title(calib), found.hits[q.id], found.run[q.id]))
+    if reranker is not None:
+        found = run_judged_queries(store, judged, calibration="gap", k=k, reranker=reranker, only=[q.id])
+        lists.append(("reranked (gap + reranker)", found.hits[q.id], found.run[q.id]))
+    ndcgs = [ndcg_at_k(names, grades, k) for _, _, names in lists]
+    title = SHOWCASE_GROUPS.get(q.group, q.group)
+    text = q.item if isinstance(q.item, str) else None
+    source = None if text is not None else str(getattr(q.item, "source", ""))
+    shown = repr(text) if text is not None else f"image {source}"
+    _render.print_showcase(
+        out, title=title, query=shown, lists=lists, grades=grades, ndcgs=ndcgs, k=k, show=show
+    )
+    return _render.showcase_gallery_query(
+        title=title,
+        text=text,
+        image_source=source,
+        lists=lists,
+        grades=grades,
+        ndcgs=ndcgs,
+        k=k,
+        loader=loader,
+    )
+
+
+def _demo_root(out_dir: Path | None, tmp: bool) -> Path:
+    if tmp:
+        root = Path(tempfile.mkdtemp(prefix="omniretrieve-demo-"))
+    else:
+        root = out_dir if out_dir is not None else Path(DEFAULT_DEMO_FOLDER)
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def demo(
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help=f"Folder for the world, store and gallery (default ./{DEFAULT_DEMO_FOLDER})."
+        ),
+    ] = None,
+    tmp: Annotated[bool, typer.Option("--tmp", help="Use a fresh temporary folder instead.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the demo world.")] = 0,
+    k: Annotated[int, typer.Option("-k", min=1, help="Results per list and metric cut-off.")] = 10,
+    show: Annotated[int, typer.Option("--show", min=1, help="Rows shown per query table.")] = 5,
+    model: ModelOpt = None,
+    reranker: RerankerOpt = None,
+    store_dir: StoreOpt = None,
+    chroma_host: HostOpt = None,
+    chroma_port: PortOpt = 8000,
+) -> None:
+    """The tour: build a world of colored shapes, index it, search it raw and calibrated, write a gallery."""
+    from omniretrieve.demo.world import make_world
+    from omniretrieve.evaluation import (
+        embed_judged_queries,
+        evaluate_by_group,
+        load_judged_queries,
+        run_judged_queries,
+    )
+
+    out, err = _render.console(), _render.console(stderr=True)
+    with errors(err):
+        started = time.perf_counter()
+        root = _demo_root(out_dir, tmp)
+        target = StoreTarget.of(
+            store_dir if store_dir is not None or chroma_host else root / "store", chroma_host, chroma_port
+        )
+        world = make_world(seed)
+        world_dir = world.write(root / "world")
+        _render.print_demo_intro(
+            out,
+            documents=len(world.docs),
+            texts=sum(1 for d in world.docs if d.modality == "text"),
+            queries=len(world.queries),
+            world_dir=world_dir,
+        )
+        rr = load_reranker(reranker)
+        files, _, ignored = collect_files([world_dir / "corpus"])
+        judged = load_judged_queries(world_dir)
+        with open_store(target, model, err=err) as store:
+            _render.print_indexing(out, world_dir / "corpus", target.describe())
+            report = index_files(store, files, err=err, report=IndexReport(ignored=ignored))
+            _render.print_index_summary(report, out)
+            loader = loader_of(store)
+            vectors = embed_judged_queries(store, judged)
+            gallery_queries = [
+                _showcase_query(
+                    store, judged, q, vectors=vectors, k=k, show=show, reranker=rr, loader=loader, out=out
+                )
+                for q in _showcase(judged)
+            ]
+            results: dict[str, dict[str, dict[str, float]]] = {
+                calib: evaluate_by_group(
+                    judged,
+                    run_judged_queries(store, judged, calibration=calib, k=k, query_vectors=vectors).run,
+                    k,
+                )
+                for calib in COMPARED
+            }
+            model_id = store.embedder.model_id
+        _render.print_demo_summary(out, results, k=k, queries=len(judged.queries), reranked=rr is not None)
+        gallery = _render.write_demo_gallery(
+            root / "gallery.html", gallery_queries, model_id=model_id, reranked=rr is not None
+        )
+        _render.print_demo_next(
+            out,
+            gallery=gallery,
+            options=target.options(),
+            world_dir=world_dir,
+            seconds=time.perf_counter() - started,
+        )

@@ -1,0 +1,200 @@
+"""``omniretrieve index``: add files and folders to a store, resumably, with every failure reported."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from omniretrieve.cli import _render
+from omniretrieve.cli._shared import (
+    EXIT_FAILED_ITEMS,
+    HostOpt,
+    ModelOpt,
+    PortOpt,
+    StoreOpt,
+    StoreTarget,
+    errors,
+    open_store,
+)
+from omniretrieve.errors import OmniretrieveError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from omniretrieve.store import Store
+
+DEFAULT_INDEX_BATCH = 64
+"""Files embedded and written per step by ``index``; a killed run loses at most one step."""
+
+
+@dataclass
+class Failure:
+    """A file that could not be indexed."""
+
+    path: str
+    error: str
+    reason: str
+
+
+@dataclass
+class IndexReport:
+    """What an ``index`` run did."""
+
+    files: int = 0
+    added: int = 0
+    existing: int = 0
+    ignored: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        """How many files could not be indexed."""
+        return len(self.failures)
+
+
+def supported_extensions() -> frozenset[str]:
+    """File extensions ``index`` picks up in folders (images, text, audio, video)."""
+    from omniretrieve.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, TEXT_EXTENSIONS, VIDEO_EXTENSIONS
+
+    return IMAGE_EXTENSIONS | TEXT_EXTENSIONS | AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+
+
+def _walk(folder: Path, exts: frozenset[str]) -> tuple[list[Path], int]:
+    """Supported files under ``folder`` (hidden entries skipped), sorted, and how many were not."""
+    files: list[Path] = []
+    ignored = 0
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            if Path(name).suffix.lower() in exts:
+                files.append(Path(root) / name)
+            else:
+                ignored += 1
+    return files, ignored
+
+
+def collect_files(paths: Sequence[Path]) -> tuple[list[Path], list[Failure], int]:
+    """Files to index under ``paths`` (folders recursively, hidden entries skipped), sorted.
+
+    Returns:
+        ``(files, failures, ignored)``: files of a supported type (and every file named directly),
+        paths that do not exist, and how many files in folders were of no supported type.
+    """
+    exts = supported_extensions()
+    files: list[Path] = []
+    failures: list[Failure] = []
+    ignored = 0
+    for given in paths:
+        if given.is_dir():
+            found, skipped = _walk(given, exts)
+            files += found
+            ignored += skipped
+        elif given.exists() or given.is_symlink():
+            files.append(given)
+        else:
+            failures.append(Failure(str(given), "MediaNotFoundError", "no such file or folder"))
+    seen: set[Path] = set()
+    unique: list[Path] = []
+    for f in files:
+        key = f.absolute()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique, failures, ignored
+
+
+def _error_row(path: str, exc: BaseException) -> Failure:
+    reason = getattr(exc, "reason", None) or str(exc)
+    return Failure(path, type(exc).__name__, str(reason))
+
+
+def _add_batch(store: Store, batch: Sequence[Path], policy: Any, report: IndexReport) -> None:
+    """Load and add one batch of files, counting each outcome in ``report``."""
+    from omniretrieve.media import from_path
+
+    items: list[Any] = []
+    sources: list[str] = []
+    names: list[str] = []
+    for f in batch:
+        try:
+            items.append(from_path(f, policy=policy))
+        except OmniretrieveError as exc:
+            report.failures.append(_error_row(str(f), exc))
+            continue
+        sources.append(f.absolute().as_uri())
+        names.append(str(f))
+    if not items:
+        return
+    results = store.add(items, sources=sources, batch_size=len(items))
+    for name, result in zip(names, results, strict=True):
+        if result.status == "added":
+            report.added += 1
+        elif result.status == "failed":
+            report.failures.append(_error_row(name, result.error or OmniretrieveError("unknown failure")))
+        else:
+            report.existing += 1
+
+
+def index_files(
+    store: Store,
+    files: Sequence[Path],
+    *,
+    batch_size: int = DEFAULT_INDEX_BATCH,
+    err: Console,
+    report: IndexReport | None = None,
+) -> IndexReport:
+    """Add ``files`` to ``store`` in batches, with a progress bar (or one line per batch when not a terminal).
+
+    What is stored already (the same content, by hash) is skipped without being embedded again.
+    A file that fails is recorded with its reason; the others are stored.
+    """
+    report = report if report is not None else IndexReport()
+    report.files += len(files)
+    start = time.perf_counter()
+    policy = getattr(getattr(store.embedder, "media", None), "policy", None)
+    with _render.index_progress(err, len(files)) as advance:
+        for offset in range(0, len(files), batch_size):
+            batch = files[offset : offset + batch_size]
+            _add_batch(store, batch, policy, report)
+            advance(offset + len(batch), report)
+    report.seconds += time.perf_counter() - start
+    return report
+
+
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (folders are walked recursively).")],
+    model: ModelOpt = None,
+    store_dir: StoreOpt = None,
+    chroma_host: HostOpt = None,
+    chroma_port: PortOpt = 8000,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Files embedded and written per step.")
+    ] = DEFAULT_INDEX_BATCH,
+) -> None:
+    """Index images, text and markdown files, audio and video (told apart by extension).
+
+    Re-running is cheap and safe: content already stored is skipped (ids are content hashes), so an
+    interrupted run resumes where it stopped. Exits with status 1 when some files failed (they are
+    listed with the reason); everything else is stored.
+    """
+    out, err = _render.console(), _render.console(stderr=True)
+    with errors(err):
+        target = StoreTarget.of(store_dir, chroma_host, chroma_port)
+        files, missing, ignored = collect_files(paths)
+        with open_store(target, model, err=err) as store:
+            report = IndexReport(ignored=ignored, failures=list(missing))
+            index_files(store, files, batch_size=batch_size, err=err, report=report)
+            total = store.count()
+        _render.print_index_summary(report, out)
+        _render.print_store_total(out, target.describe(), total)
+    if report.failures:
+        raise typer.Exit(EXIT_FAILED_ITEMS)

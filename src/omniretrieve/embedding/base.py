@@ -1,0 +1,400 @@
+"""The routing, media loading, batching and error isolation every embedder shares (:class:`BaseEmbedder`).
+
+What ``embed_each`` does, for any model:
+
+1. every input is normalised with :func:`~omniretrieve.types.as_item` (a plain ``str`` is always
+   text, never a path or URL to fetch);
+2. items are routed by modality; an item whose modality the model lacks gets an
+   :class:`~omniretrieve.errors.UnsupportedModalityError`;
+3. media are loaded by a :class:`~omniretrieve.media.MediaLoader` (its policy decides which paths
+   and URLs may be read; the default refuses URLs), in a small thread pool that decodes the next
+   batch while the model encodes the current one; a media error marks only that item;
+4. each modality is encoded in batches of ``batch_size``, one modality per model call; when a
+   batch fails, its items are retried one by one so the failing item is isolated
+   (:func:`~omniretrieve.models.batch_then_isolate`);
+5. every vector is checked (:func:`~omniretrieve.vectors.vector_problem`: finite, non-zero),
+   L2-normalised, cast to float32 and put back in input order.
+
+Combined items (``{"text": ..., "image": ...}``) are embedded natively when the model reads that
+combination in one input; otherwise (``combine="mean"``, or ``"auto"`` without native support) as
+the L2-normalised mean of their parts' normalised embeddings.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from omniretrieve.embedding.jobs import Job, Pending, plan
+from omniretrieve.embedding.protocol import (
+    ROLES,
+    CombineStrategy,
+    EmbeddingResult,
+    RouteKey,
+    canonical_modalities,
+)
+from omniretrieve.errors import InvalidInputError, MediaError, OmniretrieveError, UnsupportedModalityError
+from omniretrieve.models import DEFAULT_AUDIO_SAMPLING_RATE, DEFAULT_VIDEO_FRAMES, batch_then_isolate
+from omniretrieve.types import (
+    MODALITIES,
+    Audio,
+    Combined,
+    Image,
+    ItemInput,
+    Modality,
+    NormalizedItem,
+    Role,
+    Text,
+    Video,
+    describe,
+    is_pil_image,
+)
+
+if TYPE_CHECKING:
+    from omniretrieve.media import MediaLoader
+
+
+class BaseEmbedder(ABC):
+    """The routing, media loading, batching and error isolation shared by every embedder.
+
+    A subclass names its model (``model_id``, ``dimension``, ``modalities``) and implements
+    :meth:`_encode`, which receives one model call's worth of prepared inputs, all of one route:
+
+    - ``"text"``: ``str``;
+    - ``"image"``: RGB ``PIL.Image.Image``;
+    - ``"audio"``: 1-D float32 ``np.ndarray`` at :attr:`audio_sampling_rate`;
+    - ``"video"``: uint8 ``np.ndarray`` ``(frames, H, W, 3)`` with :attr:`video_num_frames` frames;
+    - a tuple of modalities (native combined, see :meth:`_supports_native`): a ``dict`` mapping each
+      modality to its prepared part.
+
+    Args:
+        media: the loader for image/audio/video sources; default ``MediaLoader()`` with the default
+            safe policy (local files, no URLs).
+        batch_size: inputs per model call.
+        combine: how combined items are embedded, see :data:`CombineStrategy`.
+        show_progress: whether ``embed``/``embed_each`` show a progress bar by default.
+        num_workers: threads that load and decode media while the model encodes the previous
+            batch; 0 loads in the calling thread. Default: one less than the CPU count, 1 to 4.
+    """
+
+    def __init__(
+        self,
+        *,
+        media: MediaLoader | None = None,
+        batch_size: int = 32,
+        combine: CombineStrategy = "auto",
+        show_progress: bool = False,
+        num_workers: int | None = None,
+    ) -> None:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InvalidInputError(f"batch_size={batch_size!r}", "must be a positive int")
+        if combine not in ("auto", "native", "mean"):
+            raise InvalidInputError(f"combine={combine!r}", "must be 'auto', 'native' or 'mean'")
+        if num_workers is None:
+            num_workers = max(1, min(4, (os.cpu_count() or 1) - 1))
+        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+            raise InvalidInputError(f"num_workers={num_workers!r}", "must be an int >= 0")
+        self._media = media
+        self.batch_size = batch_size
+        self.combine: CombineStrategy = combine
+        self.show_progress = show_progress
+        self.num_workers = num_workers
+
+    # -- what a subclass describes -------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str:
+        """The id a store records and checks (a hub id, a local path or a stable name)."""
+
+    @property
+    @abstractmethod
+    def dimension(self) -> int:
+        """The length of every vector."""
+
+    @property
+    @abstractmethod
+    def modalities(self) -> frozenset[Modality]:
+        """The single modalities the model reads."""
+
+    @property
+    def similarity(self) -> str:
+        """``"cosine"``: every vector is L2-normalised."""
+        return "cosine"
+
+    @property
+    def audio_sampling_rate(self) -> int:
+        """The sampling rate (Hz) audio is resampled to before it reaches the model."""
+        return DEFAULT_AUDIO_SAMPLING_RATE
+
+    @property
+    def video_num_frames(self) -> int:
+        """How many frames of each video reach the model (sampled evenly over the video)."""
+        return DEFAULT_VIDEO_FRAMES
+
+    @property
+    def video_frame_size(self) -> tuple[int, int] | None:
+        """The frame size videos are decoded at, or ``None`` for their own size."""
+        return None
+
+    @property
+    def image_min_side(self) -> int | None:
+        """A decoding hint: the model downsizes images to about this many pixels a side anyway.
+
+        When set, the loader may decode a JPEG at 1/2, 1/4 or 1/8 scale (DCT scaling, several
+        times faster) while keeping both sides at least this long. ``None``: full-size decoding.
+        """
+        return None
+
+    def _supports_native(self, modalities: tuple[Modality, ...]) -> bool:
+        """Whether the model reads this combination (canonical order) as one input."""
+        return False
+
+    @abstractmethod
+    def _encode(self, route: RouteKey, inputs: list[Any], role: Role) -> np.ndarray:
+        """Embed one batch of prepared inputs of one route; return ``(len(inputs), dimension)``.
+
+        May return vectors unnormalised: the caller checks and normalises them.
+        """
+
+    def _prepare_audio(self, samples: np.ndarray) -> np.ndarray:
+        """Last change to loaded audio before the model sees it (a subclass may crop it)."""
+        return samples
+
+    # -- the loader ----------------------------------------------------------------------------
+
+    @property
+    def media(self) -> MediaLoader:
+        """The media loader (created on first use with the default policy when none was given)."""
+        if self._media is None:
+            from omniretrieve.media import MediaLoader
+
+            self._media = MediaLoader()
+        return self._media
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def supports(self, modality: Modality | tuple[Modality, ...]) -> bool:
+        """Whether items of this modality, or this combination of modalities, can be embedded.
+
+        A combination is supported natively (the model reads it as one input) or, unless
+        ``combine="native"``, when the model reads every part.
+        """
+        try:
+            mods = canonical_modalities(modality)
+        except InvalidInputError:
+            return False
+        if len(mods) == 1:
+            return mods[0] in self.modalities
+        return self._combine_route(mods) is not None
+
+    def embed(
+        self, items: Sequence[ItemInput], *, role: Role = "document", show_progress: bool | None = None
+    ) -> np.ndarray:
+        """Embed items into an ``(n, dimension)`` float32 array of unit vectors, in input order.
+
+        Raises:
+            OmniretrieveError: the error of the first item (in input order) that failed, e.g. a
+                :class:`~omniretrieve.errors.MediaError` or
+                :class:`~omniretrieve.errors.UnsupportedModalityError`. Use :meth:`embed_each` to
+                keep the good items when some fail.
+        """
+        results = self.embed_each(items, role=role, show_progress=show_progress)
+        for result in results:
+            if result.error is not None:
+                raise result.error
+        if not results:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        return np.stack([r.vector for r in results if r.vector is not None]).astype(np.float32, copy=False)
+
+    def embed_query(self, item: ItemInput) -> np.ndarray:
+        """Embed one query item (``role="query"``) into a ``(dimension,)`` float32 unit vector."""
+        return self.embed([item], role="query", show_progress=False)[0]
+
+    def embed_each(
+        self, items: Sequence[ItemInput], *, role: Role = "document", show_progress: bool | None = None
+    ) -> list[EmbeddingResult]:
+        """Embed items one result each, in input order; a failing item never costs the others.
+
+        Each :class:`EmbeddingResult` holds the vector or the typed error for that item:
+        :class:`~omniretrieve.errors.InvalidInputError` (no accepted shape),
+        :class:`~omniretrieve.errors.UnsupportedModalityError`, a
+        :class:`~omniretrieve.errors.MediaError` subclass (could not load), or
+        :class:`~omniretrieve.errors.EmbeddingError` (the model failed or returned a non-finite or
+        zero vector; the cause is chained).
+
+        Raises:
+            InvalidInputError: ``items`` is a single item rather than a list (or other iterable) of
+                items, or ``role`` is not ``"query"``/``"document"``.
+        """
+        if role not in ROLES:
+            raise InvalidInputError(f"role={role!r}", "must be 'query' or 'document'")
+        if (
+            isinstance(items, (str, bytes, Mapping, np.ndarray))
+            or not isinstance(items, Iterable)
+            or is_pil_image(items)
+        ):
+            raise InvalidInputError(
+                describe(items),
+                "embed takes a list of items: wrap a single item in a list, or use embed_query",
+            )
+        pending, jobs = plan(list(items), self.modalities, self._combine_route, self._unsupported)
+        progress = self._progress(len(jobs), self.show_progress if show_progress is None else show_progress)
+        try:
+            self._run(jobs, pending, role, progress)
+        finally:
+            if progress is not None:
+                progress.close()
+        return [state.result(i) for i, state in enumerate(pending)]
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def _combine_route(self, mods: tuple[Modality, ...]) -> Literal["native", "mean"] | None:
+        """How a combination is embedded by this model, or ``None`` if it cannot be."""
+        if self.combine in ("auto", "native") and self._supports_native(mods):
+            return "native"
+        if self.combine in ("auto", "mean") and all(m in self.modalities for m in mods):
+            return "mean"
+        return None
+
+    def _unsupported(
+        self, item: NormalizedItem, modality: Modality | tuple[Modality, ...]
+    ) -> OmniretrieveError:
+        supported: list[str] = [m for m in MODALITIES if m in self.modalities]
+        if isinstance(modality, tuple):
+            supported += ["+".join(combo) for combo in self._native_combinations()]
+        return UnsupportedModalityError(describe(item), modality, supported)
+
+    def _native_combinations(self) -> list[tuple[Modality, ...]]:
+        """Every combination of two or more of the model's modalities that it reads natively."""
+        mods = [m for m in MODALITIES if m in self.modalities]
+        combos: list[tuple[Modality, ...]] = []
+        for mask in range(1, 1 << len(mods)):
+            combo = tuple(m for bit, m in enumerate(mods) if mask >> bit & 1)
+            if len(combo) > 1 and self._supports_native(combo):
+                combos.append(combo)
+        return combos
+
+    # -- running -------------------------------------------------------------------------------
+
+    def _run(self, jobs: list[Job], pending: list[Pending], role: Role, progress: Any) -> None:
+        groups: dict[RouteKey, list[Job]] = {}
+        for job in jobs:
+            groups.setdefault(job.route, []).append(job)
+        needs_media = any(route != "text" for route in groups)
+        pool = ThreadPoolExecutor(self.num_workers) if needs_media and self.num_workers > 0 else None
+        try:
+            for route, group in groups.items():
+                if route == "text":
+                    # Longest first, as sentence-transformers does, so each batch pads little.
+                    group.sort(key=lambda job: -job.text_length)
+                chunks = [group[i : i + self.batch_size] for i in range(0, len(group), self.batch_size)]
+                for chunk, loaded in self._load_ahead(chunks, pending, pool):
+                    ready: list[tuple[Job, Any]] = []
+                    for job, outcome in zip(chunk, loaded, strict=True):
+                        if isinstance(outcome, OmniretrieveError):
+                            pending[job.index].fail(outcome)
+                        elif outcome is not _SKIP:
+                            ready.append((job, outcome))
+                    if ready:
+                        self._encode_chunk(route, ready, pending, role)
+                    if progress is not None:
+                        progress.update(len(chunk))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _load_ahead(
+        self, chunks: list[list[Job]], pending: list[Pending], pool: ThreadPoolExecutor | None
+    ) -> Iterator[tuple[list[Job], list[Any]]]:
+        """Yield each chunk with its loaded inputs, loading the next chunk while the caller encodes."""
+        if pool is None:
+            for chunk in chunks:
+                yield chunk, [self._load_job(job, pending) for job in chunk]
+            return
+        submitted: list[Future[Any]] | None = None
+        for k, chunk in enumerate(chunks):
+            current = (
+                submitted
+                if submitted is not None
+                else [pool.submit(self._load_job, j, pending) for j in chunk]
+            )
+            submitted = None
+            if k + 1 < len(chunks):
+                submitted = [pool.submit(self._load_job, j, pending) for j in chunks[k + 1]]
+            yield chunk, [f.result() for f in current]
+
+    def _load_job(self, job: Job, pending: list[Pending]) -> Any:
+        """The prepared model input for a job, ``_SKIP`` if its item already failed, or the error."""
+        if pending[job.index].error is not None:
+            return _SKIP
+        try:
+            if isinstance(job.route, tuple):
+                assert isinstance(job.source, Combined)
+                return {part.modality: self._load_single(part) for part in job.source.parts()}
+            assert not isinstance(job.source, Combined)
+            return self._load_single(job.source)
+        except OmniretrieveError as exc:
+            return exc
+        except Exception as exc:  # a loader bug must still cost only this item
+            error = MediaError(describe(job.source), f"could not be loaded ({type(exc).__name__}: {exc})")
+            error.__cause__ = exc
+            return error
+
+    def _load_single(self, part: Text | Image | Audio | Video) -> Any:
+        # The loader takes the wrapper itself, so its errors name the input as the user wrote it.
+        if isinstance(part, Text):
+            return part.text
+        if isinstance(part, Image):
+            min_side = self.image_min_side
+            if min_side is None:
+                return self.media.load_image(part)
+            return self.media.load_image(part, min_side=min_side)
+        if isinstance(part, Audio):
+            return self._prepare_audio(self.media.load_audio(part, sampling_rate=self.audio_sampling_rate))
+        return self.media.load_video(part, num_frames=self.video_num_frames, size=self.video_frame_size)
+
+    def _encode_chunk(
+        self, route: RouteKey, ready: list[tuple[Job, Any]], pending: list[Pending], role: Role
+    ) -> None:
+        outcomes = batch_then_isolate(
+            [value for _, value in ready],
+            lambda inputs: self._call_encode(route, inputs, role),
+            what=f"{route} inputs",
+        )
+        for (job, _), outcome in zip(ready, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                pending[job.index].fail_model(job, outcome)
+            else:
+                pending[job.index].accept(job, outcome, self.dimension)
+
+    def _call_encode(self, route: RouteKey, inputs: list[Any], role: Role) -> np.ndarray:
+        vectors = np.asarray(self._encode(route, inputs, role))
+        if vectors.ndim != 2 or vectors.shape[0] != len(inputs):
+            raise ValueError(f"the model returned shape {vectors.shape} for {len(inputs)} inputs")
+        return vectors
+
+    @staticmethod
+    def _progress(total: int, show: bool) -> Any:
+        if not show or total == 0:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # pragma: no cover - tqdm comes with sentence-transformers
+            return None
+        return tqdm(total=total, desc="Embedding", unit="input")
+
+
+class _Skip:
+    """Marker: the job's item already failed, nothing was loaded."""
+
+
+_SKIP = _Skip()
+
+
+__all__ = ["BaseEmbedder"]

@@ -1,0 +1,258 @@
+"""Embedding with any sentence-transformers model: :class:`SentenceTransformerEmbedder`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from omniretrieve.embedding.base import BaseEmbedder
+from omniretrieve.embedding.protocol import CombineStrategy, RouteKey
+from omniretrieve.errors import InvalidInputError, require
+from omniretrieve.models import (
+    audio_sampling_rate,
+    crop_audio_to_window,
+    image_min_side,
+    instance_model_id,
+    load_kwargs,
+    refuse_loading_options,
+    video_num_frames,
+)
+from omniretrieve.types import MODALITIES, Modality, Role, describe
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from omniretrieve.media import MediaLoader
+
+logger = logging.getLogger(__name__)
+
+
+class SentenceTransformerEmbedder(BaseEmbedder):
+    """Embed text, images, audio and video with any sentence-transformers model.
+
+    Load a model by hub id or local directory (or pass a loaded ``SentenceTransformer``); the
+    embedder reports what the model reads and routes every item to it, one modality per call.
+    Queries go through ``encode_query`` and documents through ``encode_document``, so models with
+    query/document prompts use them.
+
+    Inputs are handed to sentence-transformers in forms it can never mistake for something to
+    fetch: text as ``{"text": s}`` (a bare string that looks like an image path or URL would be
+    opened or downloaded by the library), images as decoded PIL images, audio as
+    ``{"array", "sampling_rate"}`` at the model's rate, video as uint8 frame arrays with the model's
+    number of frames. Every file and URL is read by the :class:`~omniretrieve.media.MediaLoader`
+    under its policy.
+
+    Example::
+
+        embedder = SentenceTransformerEmbedder("path/to/clip-model")
+        vectors = embedder.embed(["a red circle", Image("circle.png"),
+                                  {"text": "a caption", "image": "photo.jpg"}])
+        query = embedder.embed_query("https://example.com/x.png")   # embedded as text, never fetched
+
+    Args:
+        model: a hub id, a local model directory, or a loaded ``SentenceTransformer``.
+        device: e.g. ``"cpu"``, ``"cuda"``; default: the best available.
+        dtype: the weights' dtype, e.g. ``"float16"``, ``"bfloat16"``, ``torch.float16`` or ``"auto"``.
+        trust_remote_code: allow model code from the hub (only for models you trust).
+        batch_size: inputs per model call.
+        media: the media loader; default ``MediaLoader()`` with the default safe policy.
+        combine: how combined items are embedded, see :data:`CombineStrategy`.
+        show_progress: whether ``embed`` shows a progress bar by default.
+        model_kwargs: extra keyword arguments for loading the transformers model.
+        processor_kwargs: extra keyword arguments for loading the processor/tokenizer.
+        num_workers: threads that load and decode media ahead of the model (0: none).
+        draft_images: let the loader decode JPEGs at a reduced scale (1/2, 1/4, 1/8, by DCT
+            scaling) when the model's processor downsizes them further anyway: several times
+            faster on large photos, with embeddings a hair from those of a full-size decode. False
+            gives the model exactly the pixels a full decode gives.
+        model_id: The id this embedder reports, which is what a :class:`~omniretrieve.store.Store`
+            records and checks: a store refuses an embedder of another id
+            (:class:`~omniretrieve.errors.EmbeddingSpaceMismatchError`). Default: the hub id or the
+            path as given (for a loaded model, the name it was loaded under). Give a stable name
+            when the directory may move (a model inside a virtualenv or a checkout), or when two
+            models loaded from one directory make different vectors and must not share a store.
+
+    Raises:
+        InvalidInputError: loading options were given together with a loaded model, ``model_id`` is
+            empty, or the model reads none of text, image, audio and video.
+        MissingDependencyError: sentence-transformers is not installed.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | SentenceTransformer,
+        *,
+        device: str | None = None,
+        dtype: Any = None,
+        trust_remote_code: bool = False,
+        batch_size: int = 32,
+        media: MediaLoader | None = None,
+        combine: CombineStrategy = "auto",
+        show_progress: bool = False,
+        model_kwargs: Mapping[str, Any] | None = None,
+        processor_kwargs: Mapping[str, Any] | None = None,
+        num_workers: int | None = None,
+        draft_images: bool = True,
+        model_id: str | None = None,
+    ) -> None:
+        if model_id is not None and (not isinstance(model_id, str) or not model_id.strip()):
+            raise InvalidInputError(
+                f"model_id={model_id!r}", "must be a non-empty str, or None for the default"
+            )
+        super().__init__(
+            media=media,
+            batch_size=batch_size,
+            combine=combine,
+            show_progress=show_progress,
+            num_workers=num_workers,
+        )
+        self.draft_images = draft_images
+        st = require("sentence_transformers", extra=None, purpose="SentenceTransformerEmbedder")
+        if isinstance(model, st.SentenceTransformer):
+            refuse_loading_options(
+                {
+                    "device": device,
+                    "dtype": dtype,
+                    "trust_remote_code": trust_remote_code,
+                    "model_kwargs": model_kwargs,
+                    "processor_kwargs": processor_kwargs,
+                }
+            )
+            self._model = model
+            self._model_id = instance_model_id(model)
+        elif isinstance(model, (str, os.PathLike)):
+            self._model_id = os.fspath(model)
+            self._model = st.SentenceTransformer(
+                self._model_id,
+                device=device,
+                trust_remote_code=trust_remote_code,
+                model_kwargs=load_kwargs(dtype, model_kwargs),
+                processor_kwargs=dict(processor_kwargs) if processor_kwargs else None,
+            )
+        else:
+            raise InvalidInputError(
+                describe(model), "model must be a hub id, a local directory or a SentenceTransformer"
+            )
+        if model_id is not None:
+            self._model_id = model_id
+
+        raw = list(self._model.modalities)
+        self._modalities = frozenset(m for m in raw if isinstance(m, str) and m in MODALITIES)
+        if not self._modalities:
+            raise InvalidInputError(
+                self._model_id, f"the model reads none of {list(MODALITIES)} (it reads {raw})"
+            )
+        self._dimension = self._find_dimension()
+        fn = getattr(self._model, "similarity_fn_name", None) or "cosine"
+        if fn != "cosine":
+            logger.warning(
+                "%s is configured for %r similarity; omniretrieve L2-normalises every vector and compares "
+                "by cosine",
+                self._model_id,
+                fn,
+            )
+        self._native: dict[tuple[Modality, ...], bool] = {}
+
+    # -- description ---------------------------------------------------------------------------
+
+    @property
+    def model(self) -> SentenceTransformer:
+        """The underlying ``SentenceTransformer``."""
+        return self._model
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def modalities(self) -> frozenset[Modality]:
+        return self._modalities
+
+    @property
+    def audio_sampling_rate(self) -> int:
+        """The model's audio sampling rate (from its feature extractor), 16 kHz if it names none."""
+        return audio_sampling_rate(self._model)
+
+    @property
+    def video_num_frames(self) -> int:
+        """Frames per video the model reads (from its processor or config), 8 if it names none."""
+        return video_num_frames(self._model)
+
+    @property
+    def image_min_side(self) -> int | None:
+        """The side the model's image processor resizes to (if ``draft_images``), else ``None``."""
+        if not self.draft_images:
+            return None
+        if not hasattr(self, "_image_min_side"):
+            self._image_min_side = image_min_side(self._model)
+        return self._image_min_side
+
+    def _find_dimension(self) -> int:
+        getter = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        dim = getter()
+        if isinstance(dim, int) and dim > 0:
+            return dim
+        probe: tuple[RouteKey, Any] = ("text", "dimension probe")
+        if "text" not in self._modalities:
+            from PIL import Image as PILImage
+
+            probe = ("image", PILImage.new("RGB", (32, 32)))
+        return int(self._call_encode(probe[0], [probe[1]], "document").shape[1])
+
+    def _supports_native(self, modalities: tuple[Modality, ...]) -> bool:
+        if modalities not in self._native:
+            # sentence-transformers names combinations in sorted order, e.g. ("image", "text").
+            key = tuple(sorted(modalities))
+            try:
+                self._native[modalities] = bool(self._model.supports(key))
+            except Exception:  # pragma: no cover - defensive: an odd model answers no
+                self._native[modalities] = False
+        return self._native[modalities]
+
+    # -- encoding ------------------------------------------------------------------------------
+
+    def _prepare_audio(self, samples: np.ndarray) -> np.ndarray:
+        """Crop clips longer than the model's window to their start (see :func:`~omniretrieve.models.crop_audio_to_window`)."""
+        return crop_audio_to_window(self._model, samples)
+
+    def _wrap(self, route: RouteKey, value: Any) -> Any:
+        """One prepared input in the form sentence-transformers reads unambiguously."""
+        if isinstance(route, tuple):
+            return {m: self._wrap_part(m, value[m]) for m in route}
+        return {route: self._wrap_part(route, value)}
+
+    def _wrap_part(self, modality: Modality, value: Any) -> Any:
+        if modality == "audio":
+            return {"array": value, "sampling_rate": self.audio_sampling_rate}
+        return value
+
+    def _encode(self, route: RouteKey, inputs: list[Any], role: Role) -> np.ndarray:
+        import torch
+
+        wrapped = [self._wrap(route, value) for value in inputs]
+        encode: Callable[..., Any] = (
+            self._model.encode_query if role == "query" else self._model.encode_document
+        )
+        with torch.inference_mode():
+            out = encode(
+                wrapped,
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                normalize_embeddings=False,
+            )
+        return np.asarray(out, dtype=np.float32)
+
+
+__all__ = ["SentenceTransformerEmbedder"]

@@ -1,0 +1,168 @@
+"""Running a judged-query set through a :class:`~omniretrieve.store.Store` and measuring it.
+
+The store is only used, never imported at run time: this module stays light to import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from omniretrieve.calibration import DEFAULT_CALIBRATION, Calibration, check_calibration
+from omniretrieve.evaluation.judged import JudgedQueries
+from omniretrieve.evaluation.metrics import Run, check_k, evaluate
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from omniretrieve.documents import Kind, SearchHit
+    from omniretrieve.rerank import Reranker
+    from omniretrieve.store import Store
+
+
+@dataclass(frozen=True)
+class JudgedRun:
+    """What :func:`run_judged_queries` found.
+
+    Attributes:
+        run: Query id -> the judgments' names of the hits, best first (a :data:`Run`).
+        hits: Query id -> the hits themselves.
+    """
+
+    run: dict[str, list[str]]
+    hits: dict[str, list[SearchHit]]
+
+
+def embed_judged_queries(store: Store, judged: JudgedQueries) -> dict[str, np.ndarray]:
+    """Embed every single-part query once, in one batch, so several runs can reuse the vectors.
+
+    Combined queries are left out (they are searched by item).
+
+    Raises:
+        OmniretrieveError: a query could not be embedded (e.g. its image file is missing).
+    """
+    todo = [q for q in judged.queries if "+" not in q.modality]
+    if not todo:
+        return {}
+    results = store.embedder.embed_each([q.item for q in todo], role="query")
+    vectors: dict[str, np.ndarray] = {}
+    for q, result in zip(todo, results, strict=True):
+        if result.error is not None:
+            raise result.error
+        if result.vector is not None:
+            vectors[q.id] = result.vector
+    return vectors
+
+
+def run_judged_queries(
+    store: Store,
+    judged: JudgedQueries,
+    *,
+    calibration: Calibration = DEFAULT_CALIBRATION,
+    k: int = 10,
+    reranker: Reranker | None = None,
+    rerank_top_n: int | None = None,
+    query_vectors: Mapping[str, np.ndarray] | None = None,
+    only: Collection[str] | None = None,
+) -> JudgedRun:
+    """Search every query of ``judged`` (or those in ``only``) in ``store``; return the run and the hits.
+
+    Each query searches its :attr:`JudgedQuery.kinds`. A query with a vector in ``query_vectors``
+    (from :func:`embed_judged_queries`) is searched by that vector, the same search without
+    embedding the query again; the others, and every reranked search, by item.
+
+    Raises:
+        InvalidInputError: a bad ``calibration`` or ``k``.
+        OmniretrieveError: a query could not be embedded or searched.
+    """
+    check_calibration(calibration)
+    vectors = query_vectors or {}
+    run: dict[str, list[str]] = {}
+    hits_by_query: dict[str, list[SearchHit]] = {}
+    for q in judged.queries:
+        if only is not None and q.id not in only:
+            continue
+        vector = vectors.get(q.id)
+        if vector is not None and reranker is None:
+            hits = store.search_vector(
+                vector,
+                k,
+                query_modality=cast("Kind", q.modality),
+                calibration=calibration,
+                modalities=q.kinds,
+            )
+        else:
+            hits = store.search(
+                q.item,
+                k,
+                calibration=calibration,
+                modalities=q.kinds,
+                reranker=reranker,
+                rerank_top_n=rerank_top_n,
+            )
+        hits_by_query[q.id] = hits
+        run[q.id] = [judged.name_of(h) for h in hits]
+    return JudgedRun(run, hits_by_query)
+
+
+def evaluate_by_group(judged: JudgedQueries, run: Run, k: int = 10) -> dict[str, dict[str, float]]:
+    """Mean metrics (:func:`evaluate`) per query group and over all queries (``"all"``) of a run.
+
+    Only the queries in ``run`` count, so a run of some queries is evaluated on those.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for name, ids in judged.groups().items():
+        ran = [i for i in ids if i in run]
+        if ran:
+            out[name] = evaluate(run, {i: judged.qrels.get(i, {}) for i in ran}, k)
+    ids_all = [q.id for q in judged.queries if q.id in run]
+    out["all"] = evaluate(run, {i: judged.qrels.get(i, {}) for i in ids_all}, k)
+    return out
+
+
+def evaluate_judged_queries(
+    store: Store,
+    judged: JudgedQueries,
+    *,
+    calibrations: Sequence[Calibration] = ("none", "rrf", "gap"),
+    k: int = 10,
+    reranker: Reranker | None = None,
+    rerank_top_n: int | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Search a judged set in a store with each calibration (and a reranker) and measure it.
+
+    The queries are embedded once and reused by every calibration. With a ``reranker``, one more
+    list reranks the ``"gap"`` results (or the last calibration's), under ``"<calibration>+rerank"``.
+
+    Returns:
+        ``{calibration: {group or "all": {"ndcg@k": ..., "recall@k": ..., "mrr@k": ...}}}``.
+
+    Raises:
+        InvalidInputError: a bad calibration or ``k``.
+        OmniretrieveError: a query could not be embedded or searched.
+    """
+    check_k(k)
+    for calibration in calibrations:
+        check_calibration(calibration)
+    vectors = embed_judged_queries(store, judged)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for calibration in calibrations:
+        found = run_judged_queries(store, judged, calibration=calibration, k=k, query_vectors=vectors)
+        out[calibration] = evaluate_by_group(judged, found.run, k)
+    if reranker is not None and calibrations:
+        base = "gap" if "gap" in calibrations else calibrations[-1]
+        found = run_judged_queries(
+            store, judged, calibration=base, k=k, reranker=reranker, rerank_top_n=rerank_top_n
+        )
+        out[f"{base}+rerank"] = evaluate_by_group(judged, found.run, k)
+    return out
+
+
+__all__ = [
+    "JudgedRun",
+    "embed_judged_queries",
+    "evaluate_by_group",
+    "evaluate_judged_queries",
+    "run_judged_queries",
+]

@@ -1,0 +1,145 @@
+"""What a model's processor expects of loaded media, read off a loaded sentence-transformers model.
+
+Media are loaded by :class:`~omniretrieve.media.MediaLoader` before they reach the model, so the
+loader must know what the model will do with them: the sampling rate audio is resampled to, how
+many frames of a video are sampled, how small an image may be decoded (a speed hint), and how long
+an audio clip may be. Every answer comes from the model's processor (the first module's
+``processor``: a tokenizer, an image or video processor, a feature extractor, or a multimodal
+processor holding several), or its transformers config, with one documented default when the
+model names nothing.
+
+Each function takes the loaded model (``SentenceTransformer``, ``CrossEncoder``, or anything shaped
+like them) and never raises on a model without a processor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+DEFAULT_AUDIO_SAMPLING_RATE = 16_000
+"""The sampling rate (Hz) audio is resampled to when the model's processor names none."""
+
+DEFAULT_VIDEO_FRAMES = 8
+"""Frames sampled (evenly) from each video when neither the model's processor nor its config names a number."""
+
+_SIZE_FIELDS = (
+    "shortest_edge",
+    "height",
+    "width",
+    "longest_edge",
+    "max_height",
+    "max_width",
+    "min_pixels",
+    "max_pixels",
+)
+
+
+def processor_of(model: Any) -> Any:
+    """The processor of the model's first module, or ``None`` when it has none."""
+    try:
+        first = model[0]
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    return getattr(first, "processor", None)
+
+
+def _feature_extractor(model: Any) -> Any:
+    processor = processor_of(model)
+    return getattr(processor, "feature_extractor", None) or processor
+
+
+def _image_processor(model: Any) -> Any:
+    processor = processor_of(model)
+    return getattr(processor, "image_processor", None) or processor
+
+
+def audio_sampling_rate(model: Any) -> int:
+    """The sampling rate (Hz) of the model's feature extractor, :data:`DEFAULT_AUDIO_SAMPLING_RATE` if it names none."""
+    rate = getattr(_feature_extractor(model), "sampling_rate", None)
+    return (
+        rate
+        if isinstance(rate, int) and not isinstance(rate, bool) and rate > 0
+        else DEFAULT_AUDIO_SAMPLING_RATE
+    )
+
+
+def video_num_frames(model: Any) -> int:
+    """Frames per video the model reads: from its video processor, processor or config.
+
+    :data:`DEFAULT_VIDEO_FRAMES` when none of them names a positive number.
+    """
+    processor = processor_of(model)
+    try:
+        config = getattr(model, "config", None)
+    except Exception:  # pragma: no cover - a model without a transformers backbone
+        config = None
+    candidates = (
+        getattr(getattr(processor, "video_processor", None), "num_frames", None),
+        getattr(processor, "num_frames", None),
+        getattr(config, "num_frames", None),
+        getattr(getattr(config, "vision_config", None), "num_frames", None),
+    )
+    for value in candidates:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return DEFAULT_VIDEO_FRAMES
+
+
+def image_min_side(model: Any) -> int | None:
+    """How many pixels a side the model's image processor keeps at least (see :func:`processor_min_side`)."""
+    return processor_min_side(_image_processor(model))
+
+
+def processor_min_side(image_processor: Any) -> int | None:
+    """How many pixels a side an image processor keeps at least, when that is certain; else ``None``.
+
+    Known for processors that resize to a shortest edge (CLIP-style) or to a fixed height and width
+    (SigLIP-style); any other scheme (longest edge, dynamic tiling, no resizing) gives ``None``.
+    """
+    if image_processor is None or getattr(image_processor, "do_resize", True) is False:
+        return None
+    size = getattr(image_processor, "size", None)
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size if size > 0 else None
+    if isinstance(size, Mapping):
+        given = {k: v for k, v in size.items() if v is not None}
+    elif size is not None:  # transformers' SizeDict: every field an attribute, unused ones None
+        given = {k: getattr(size, k) for k in _SIZE_FIELDS if getattr(size, k, None) is not None}
+    else:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in given.values()):
+        return None
+    if set(given) == {"shortest_edge"}:
+        return int(given["shortest_edge"])
+    if set(given) == {"height", "width"}:
+        return int(max(given["height"], given["width"]))
+    return None
+
+
+def crop_audio_to_window(model: Any, samples: np.ndarray) -> np.ndarray:
+    """Crop a clip longer than the model's audio window to its start; other clips are returned as they are.
+
+    Feature extractors that truncate long clips at random (CLAP's ``rand_trunc`` and ``fusion``)
+    would otherwise give the same clip a different embedding or score on every call.
+    """
+    extractor = _feature_extractor(model)
+    limit = getattr(extractor, "nb_max_samples", None)
+    if getattr(extractor, "truncation", None) in ("rand_trunc", "fusion") and isinstance(limit, int):
+        if samples.shape[0] > limit:
+            return samples[:limit]
+    return samples
+
+
+__all__ = [
+    "DEFAULT_AUDIO_SAMPLING_RATE",
+    "DEFAULT_VIDEO_FRAMES",
+    "audio_sampling_rate",
+    "crop_audio_to_window",
+    "image_min_side",
+    "processor_min_side",
+    "processor_of",
+    "video_num_frames",
+]

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from strategies import kind_stores
+
+from omniretrieve.calibration import CALIBRATIONS, KindCandidates, ModalityStats, fuse, l2_normalize
+from omniretrieve.errors import InvalidInputError
+from omniretrieve.topk import ArrayIndex, KindSource, TopKCost, top_k
+
+
+def _sources(
+    store: dict[str, np.ndarray],
+) -> tuple[list[KindSource], list[KindCandidates], dict[str, np.ndarray]]:
+    sources, full = [], []
+    for kind, vecs in store.items():
+        ids = [f"{kind}{i:03d}" for i in range(len(vecs))]
+        sources.append(KindSource(kind, len(ids), ArrayIndex(ids, vecs).fetch, vecs[::2]))
+        full.append(KindCandidates(kind, ids, vecs))
+    return sources, full, {k: v[::2] for k, v in store.items()}
+
+
+def _check_exact(store: dict[str, np.ndarray], query: np.ndarray, ks: tuple[int, ...] = (1, 3, 10)) -> None:
+    stats = ModalityStats.from_vectors(query.shape[0], store)
+    sources, full, samples = _sources(store)
+    for calibration in CALIBRATIONS:
+        for k in ks:
+            got = top_k(query, sources, k, calibration=calibration, stats=stats)
+            ref = fuse(
+                query, full, k, calibration=calibration, stats=stats, samples=samples, query_parts=("text",)
+            )
+            assert [h.id for h in got] == [h.id for h in ref], (calibration, k)
+            np.testing.assert_allclose([h.score for h in got], [h.score for h in ref], rtol=1e-9, atol=1e-12)
+
+
+def test_best_match_far_from_the_kind_mean_is_found() -> None:
+    # most images sit tightly around their mean; one is far from it and matches the query best
+    rng = np.random.default_rng(0)
+    dim = 16
+    centre = l2_normalize(rng.standard_normal(dim)) * 3
+    images = l2_normalize(centre + 0.05 * rng.standard_normal((200, dim)))
+    texts = l2_normalize(rng.standard_normal((50, dim)))
+    query = l2_normalize(rng.standard_normal(dim))
+    images[137] = l2_normalize(0.6 * l2_normalize(centre) + query)  # off the cluster, toward the query
+    store = {"text": texts, "image": images}
+    _check_exact(store, query, ks=(1, 3, 10))
+    stats = ModalityStats.from_vectors(dim, store)
+    sources, _, _ = _sources(store)
+    cost = TopKCost()
+    hits = top_k(query, sources, 3, calibration="gap", stats=stats, cost=cost)
+    assert "image137" in [h.id for h in hits]
+    assert cost.fetched < 250 + 50  # proved without scoring more than the whole store
+
+
+def test_tight_clusters_single_document_kind_and_ties() -> None:
+    rng = np.random.default_rng(1)
+    dim = 8
+    tight = l2_normalize(np.tile(rng.standard_normal(dim), (60, 1)) + 1e-3 * rng.standard_normal((60, dim)))
+    tight[5:15] = tight[4]  # exact ties straddle every fetch boundary
+    store = {
+        "text": tight,
+        "image": l2_normalize(rng.standard_normal((30, dim))),
+        "audio": l2_normalize(rng.standard_normal((1, dim))),
+    }
+    for _ in range(5):
+        _check_exact(store, l2_normalize(rng.standard_normal(dim)), ks=(1, 5, 12, 40))
+    _check_exact(store, tight[4], ks=(1, 5, 12, 91))  # k beyond the store
+
+
+def test_errors_and_empty_kinds() -> None:
+    dim = 4
+    vecs = l2_normalize(np.random.default_rng(2).standard_normal((3, dim)))
+    src = KindSource("text", 3, ArrayIndex(["a", "b", "c"], vecs).fetch)
+    empty = KindSource("image", 0, ArrayIndex([], np.zeros((0, dim))).fetch)
+    assert len(top_k(vecs[0], [src, empty], 5, calibration="none")) == 3
+    with pytest.raises(InvalidInputError):
+        top_k(vecs[0], [src], 0, calibration="none")
+    with pytest.raises(InvalidInputError):
+        top_k(vecs[0], [src], 2, calibration="gap")  # needs statistics
+    with pytest.raises(InvalidInputError):
+        top_k(vecs[0], [src], 2, calibration="scaled")  # needs statistics
+    stats = ModalityStats.from_vectors(dim, {"text": vecs})
+    # without samples nor widths, "scaled" is the "gap" score (pair_scale falls back to 1)
+    plain = top_k(vecs[0], [src], 3, calibration="scaled", stats=stats)
+    gap = top_k(vecs[0], [src], 3, calibration="gap", stats=stats)
+    assert [(h.id, h.score) for h in plain] == [(h.id, h.score) for h in gap]
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind_stores())
+def test_top_k_is_exact_and_a_prefix_of_every_larger_k(
+    case: tuple[dict[str, np.ndarray], np.ndarray],
+) -> None:
+    store, query = case
+    stats = ModalityStats.from_vectors(query.shape[0], store)
+    sources, full, samples = _sources(store)
+    total = sum(len(v) for v in store.values())
+    for calibration in CALIBRATIONS:
+        lists = [
+            [h.id for h in top_k(query, sources, k, calibration=calibration, stats=stats)]
+            for k in (1, 4, 9, total)
+        ]
+        for shorter, longer in zip(lists, lists[1:], strict=False):
+            assert longer[: len(shorter)] == shorter, calibration
+        ref = fuse(
+            query, full, 9, calibration=calibration, stats=stats, samples=samples, query_parts=("text",)
+        )
+        assert lists[2] == [h.id for h in ref], calibration
