@@ -23,13 +23,13 @@ from langchain_omniretrieve import (  # noqa: E402
     OmniretrieveVectorStore,
 )
 
+from omniretrieve import load_embedder  # noqa: E402
 from omniretrieve.demo import make_world  # noqa: E402
-from omniretrieve.embedding import load_embedder  # noqa: E402
 
 
 def format_docs(docs: list[Document]) -> str:
-    """What a RAG prompt would get: one line per document, its modality first."""
-    return "\n".join(f"  [{d.metadata['modality']}] {d.page_content}" for d in docs)
+    """What a RAG prompt would get: one line per document, its modality first (no key: text)."""
+    return "\n".join(f"  [{d.metadata.get('modality', 'text')}] {d.page_content}" for d in docs)
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
 
     def label(doc: Document) -> str:
         """A picture is shown by the scene it depicts, a text by its text."""
-        scene = world.doc(doc.id).scene if doc.metadata["modality"] == "image" and doc.id else None
+        scene = world.doc(doc.id).scene if doc.metadata.get("modality") == "image" and doc.id else None
         return f"picture: {scene.caption()}" if scene is not None else doc.page_content
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,14 +69,19 @@ def main() -> None:
             title = "raw cosine (modality gap)" if calibration == "none" else "calibrated (gap removed)"
             print(f" {title}:")
             for d in docs:
-                print(f"  {d.metadata['score']:+.3f} {d.metadata['modality']:5} {label(d)}")
+                print(f"  {d.metadata['score']:+.3f} {d.metadata.get('modality', 'text'):5} {label(d)}")
 
         retriever = OmniretrieveRetriever(store=store.store, k=3)
         image_query = next(q for q in world.queries if q.image is not None)
         query_path = folder / "queries" / f"{image_query.id}.png"
         print(f"\nimage query: a new picture of a {image_query.scene.color} {image_query.scene.shape}")
         for d in retriever.invoke({"image": str(query_path)}):
-            print(f"  {d.metadata['score']:+.3f} {d.metadata['modality']:5} {label(d)}")
+            print(f"  {d.metadata['score']:+.3f} {d.metadata.get('modality', 'text'):5} {label(d)}")
+
+        print("\nrelevant and diverse (MMR: the best match once, then other scenes):")
+        mmr = store.as_retriever(search_type="mmr", search_kwargs={"k": 4, "fetch_k": 20})
+        for d in mmr.invoke(query.text):
+            print(f"  {d.metadata.get('modality', 'text'):5} {label(d)}")
 
         print("\ncontext for a RAG prompt (captions only, filtered):")
         context = (retriever | format_docs).invoke(query.text, filter={"kind": "caption"})

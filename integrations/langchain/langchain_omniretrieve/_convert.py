@@ -2,16 +2,22 @@
 
 This module holds no retrieval logic: it only maps one representation onto the other.
 
-Metadata keys omniretrieve adds to the LangChain documents it returns:
+One conversion, :func:`to_langchain`, turns every stored document into a LangChain document, for
+the vector store and the retriever alike, so both give the same metadata keys:
 
-* ``id``: the document id in the store (also ``Document.id``);
-* ``modality``: the document's kind, ``"text"``, ``"image"``, ``"audio"``, ``"video"`` or
-  ``"combined"``;
-* ``image_uri`` / ``audio_uri`` / ``video_uri``: the reference (absolute path or URL) of each media
-  part the store keeps a reference for;
-* ``score`` (calibrated, what the list is ordered by) and ``raw_score`` (the cosine) on search results,
-  ``rerank_score`` when the store reranked them; ``relevance_score`` (and ``rerank_error`` for a
-  document it could not score) from :class:`~langchain_omniretrieve.OmniretrieveReranker`.
+* the caller's own metadata, unchanged (a text document's metadata round-trips exactly, as
+  LangChain's standard vector-store tests require);
+* on documents with media parts only: ``modality`` (``"image"``, ``"audio"``, ``"video"`` or
+  ``"combined"``) and ``image_uri`` / ``audio_uri`` / ``video_uri``, the reference (absolute path
+  or URL) of each media part the store keeps a reference for. A document without ``modality`` is
+  text: read it as ``doc.metadata.get("modality", "text")``.
+
+The store's id is ``Document.id``. Search results from
+:class:`~langchain_omniretrieve.OmniretrieveRetriever`, which has no other place for scores, also
+carry ``score`` (calibrated, what the list is ordered by), ``raw_score`` (the cosine) and
+``rerank_score`` when the store reranked them; the vector store returns scores beside the documents
+(``similarity_search_with_score``). :class:`~langchain_omniretrieve.OmniretrieveReranker` sets
+``relevance_score`` (and ``rerank_error`` for a document it could not score).
 
 A media-only document's ``page_content`` is its media reference; a text or combined document's
 ``page_content`` is its text.
@@ -26,7 +32,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
-from omniretrieve.errors import InvalidInputError
+from omniretrieve import InvalidInputError
 from omniretrieve.types import Audio, Image, ItemInput, NormalizedItem, Text, Video, as_item
 
 if TYPE_CHECKING:
@@ -171,13 +177,8 @@ def to_langchain(document: StoreDocument, extra: Mapping[str, Any] | None = None
 
 
 def hit_to_langchain(hit: SearchHit) -> Document:
-    """A search hit as a LangChain document whose metadata carries id, modality, media URIs and scores."""
-    extra: dict[str, Any] = {
-        "id": hit.document.id,
-        "modality": hit.modality,
-        "score": float(hit.score),
-        "raw_score": float(hit.cosine),
-    }
+    """A search hit as :func:`to_langchain` gives its document, with its scores in the metadata."""
+    extra: dict[str, Any] = {"score": float(hit.score), "raw_score": float(hit.cosine)}
     if hit.rerank_score is not None:
         extra["rerank_score"] = float(hit.rerank_score)
     return to_langchain(hit.document, extra)

@@ -6,10 +6,10 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
-from omniretrieve.embedding import Embedder
-from omniretrieve.errors import InvalidInputError
-from omniretrieve.types import Image, Text
+from omniretrieve import Embedder, Image, InvalidInputError, Text
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from langchain_omniretrieve._options import media_loader, translate_media_options
 
 
 class OmniretrieveEmbeddings(BaseModel, Embeddings):
@@ -27,8 +27,10 @@ class OmniretrieveEmbeddings(BaseModel, Embeddings):
     Key init args:
         model: a sentence-transformers model: hub id or local directory.
         embedder: an omniretrieve ``Embedder`` already built (instead of ``model``).
-        media_policy: what ``embed_image`` may read (``omniretrieve.media.MediaPolicy``); only
-            with ``model`` (an ``embedder`` brings its own loader).
+        media_policy: what ``embed_image`` may read (an ``omniretrieve.MediaPolicy``, e.g.
+            ``MediaPolicy(allow_urls=True)``); only with ``model`` (an ``embedder`` brings its own
+            loader). The same option as in the LlamaIndex integration; ``allow_urls=`` and
+            ``media=`` are its deprecated spellings.
         device: torch device for ``model``, e.g. ``"cpu"`` or ``"cuda"``.
 
     Instantiate:
@@ -74,9 +76,14 @@ class OmniretrieveEmbeddings(BaseModel, Embeddings):
     )
     device: str | None = Field(default=None, description="Torch device for `model`.")
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=(), extra="forbid")
 
     _embedder: Embedder = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _media_option_spellings(cls, data: Any) -> Any:
+        return translate_media_options(data, cls.__name__)
 
     @model_validator(mode="after")
     def _build_embedder(self) -> OmniretrieveEmbeddings:
@@ -89,7 +96,7 @@ class OmniretrieveEmbeddings(BaseModel, Embeddings):
             if not isinstance(self.embedder, Embedder):
                 raise InvalidInputError(
                     type(self.embedder).__name__,
-                    "`embedder` must be an omniretrieve Embedder (see omniretrieve.embedding)",
+                    "`embedder` must be an omniretrieve Embedder (omniretrieve.load_embedder(...))",
                 )
             if self.media_policy is not None or self.device is not None:
                 raise InvalidInputError(
@@ -98,14 +105,12 @@ class OmniretrieveEmbeddings(BaseModel, Embeddings):
                 )
             self._embedder = self.embedder
             return self
-        from omniretrieve.embedding import load_embedder
+        from omniretrieve import load_embedder
 
-        media = None
-        if self.media_policy is not None:
-            from omniretrieve.media import MediaLoader
-
-            media = MediaLoader(self.media_policy)
+        media = media_loader(self.media_policy)
         self._embedder = load_embedder(self.model, device=self.device, media=media)  # type: ignore[arg-type]
+        if media is not None:
+            self.media_policy = media.policy
         return self
 
     @property

@@ -8,12 +8,12 @@ from typing import Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from omniretrieve.errors import InvalidInputError
-from omniretrieve.rerank import Reranker
+from omniretrieve import InvalidInputError, Reranker
 from omniretrieve.types import NormalizedItem
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from langchain_omniretrieve._convert import document_item, query_item
+from langchain_omniretrieve._options import media_loader, translate_media_options
 
 
 class OmniretrieveReranker(BaseDocumentCompressor):
@@ -38,7 +38,9 @@ class OmniretrieveReranker(BaseDocumentCompressor):
         model: a sentence-transformers ``CrossEncoder``: hub id or local directory.
         reranker: an omniretrieve ``Reranker`` already built (instead of ``model``).
         top_n: how many documents to return (``None``: all of them, reordered).
-        media_policy: what the reranker may read (``omniretrieve.media.MediaPolicy``), with ``model``.
+        media_policy: what the reranker may read (an ``omniretrieve.MediaPolicy``), with ``model``;
+            the same option as in the LlamaIndex integration (``allow_urls=`` and ``media=`` are its
+            deprecated spellings).
 
     Instantiate:
         ```python
@@ -78,9 +80,14 @@ class OmniretrieveReranker(BaseDocumentCompressor):
     )
     device: str | None = Field(default=None, description="Torch device for `model`.")
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=(), extra="forbid")
 
     _reranker: Reranker = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _media_option_spellings(cls, data: Any) -> Any:
+        return translate_media_options(data, cls.__name__)
 
     @model_validator(mode="after")
     def _build_reranker(self) -> OmniretrieveReranker:
@@ -94,7 +101,7 @@ class OmniretrieveReranker(BaseDocumentCompressor):
             if not isinstance(self.reranker, Reranker):
                 raise InvalidInputError(
                     type(self.reranker).__name__,
-                    "`reranker` must be an omniretrieve Reranker (see omniretrieve.rerank)",
+                    "`reranker` must be an omniretrieve Reranker (e.g. omniretrieve.CrossEncoderReranker)",
                 )
             if self.media_policy is not None or self.device is not None:
                 raise InvalidInputError(
@@ -103,14 +110,12 @@ class OmniretrieveReranker(BaseDocumentCompressor):
                 )
             self._reranker = self.reranker
             return self
-        from omniretrieve.rerank import CrossEncoderReranker
+        from omniretrieve import CrossEncoderReranker
 
-        media = None
-        if self.media_policy is not None:
-            from omniretrieve.media import MediaLoader
-
-            media = MediaLoader(self.media_policy)
+        media = media_loader(self.media_policy)
         self._reranker = CrossEncoderReranker(self.model, device=self.device, media=media)  # type: ignore[arg-type]
+        if media is not None:
+            self.media_policy = media.policy
         return self
 
     @property

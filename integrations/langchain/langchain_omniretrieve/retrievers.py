@@ -8,8 +8,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, Callba
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
-from omniretrieve.errors import InvalidInputError
-from omniretrieve.store import Store
+from omniretrieve import InvalidInputError, Store
 from pydantic import ConfigDict, Field, model_validator
 
 from langchain_omniretrieve._convert import hit_to_langchain, query_item, search_options
@@ -27,7 +26,7 @@ class OmniretrieveRetriever(BaseRetriever):
         ```
 
     Key init args:
-        store: an ``omniretrieve.store.Store`` (or ``OmniretrieveVectorStore(...).store``).
+        store: an ``omniretrieve.Store`` (or ``OmniretrieveVectorStore(...).store``).
         k: how many documents to return (``invoke(..., k=3)`` overrides it per call).
         filter: a metadata filter, Chroma syntax (``{"album": "shapes"}``, ``{"year": {"$gte": 2000}}``).
         modalities: only these document kinds (``["image"]``); default all.
@@ -36,11 +35,10 @@ class OmniretrieveRetriever(BaseRetriever):
 
     Instantiate:
         ```python
-        from omniretrieve.embedding import SentenceTransformerEmbedder
-        from omniretrieve.store import Store
+        from omniretrieve import Image, Store, load_embedder
         from langchain_omniretrieve import OmniretrieveRetriever
 
-        store = Store(SentenceTransformerEmbedder("path/to/clip-model"), path="index")
+        store = Store(load_embedder("path/to/clip-model"), path="index")
         store.add(["a red circle", Image("photos/circle.png")])
         retriever = OmniretrieveRetriever(store=store, k=4)
         ```
@@ -51,22 +49,24 @@ class OmniretrieveRetriever(BaseRetriever):
         docs = retriever.invoke({"image": "query.png"}, k=2)         # image query
         docs = retriever.invoke({"text": "red", "image": "q.png"})   # combined query
         docs = retriever.invoke("a red circle", filter={"album": "shapes"})
-        [(d.metadata["modality"], d.metadata["score"], d.page_content) for d in docs]
+        [(d.metadata.get("modality", "text"), d.metadata["score"], d.page_content) for d in docs]
         ```
 
     Queries: a ``str`` is always text (a URL-shaped query is never fetched); an image or
     combined query is a dict with ``text`` / ``image`` / ``audio`` / ``video`` keys or an
     omniretrieve item (``Image("q.png")``), read under the embedder's media policy.
 
-    Results: each document's metadata holds the caller's metadata plus ``id``, ``modality``,
-    ``score`` (calibrated), ``raw_score`` (cosine), ``rerank_score`` when reranked, and
-    ``image_uri`` / ``audio_uri`` / ``video_uri`` for media parts. A media-only document's
+    Results: the same documents, with the same metadata keys, as ``OmniretrieveVectorStore``
+    returns (the caller's metadata; ``modality`` and ``image_uri`` / ``audio_uri`` /
+    ``video_uri`` on documents with media, so a document without ``modality`` is text; the id in
+    ``Document.id``), plus the scores: ``score`` (calibrated, what the list is ordered by),
+    ``raw_score`` (cosine) and ``rerank_score`` when reranked. A media-only document's
     ``page_content`` is its media reference (path or URL).
 
     Use in a chain:
         ```python
         def format_docs(docs):
-            return "; ".join(f"[{d.metadata['modality']}] {d.page_content}" for d in docs)
+            return "; ".join(f"[{d.metadata.get('modality', 'text')}] {d.page_content}" for d in docs)
 
         chain = {"context": retriever | format_docs, "question": RunnablePassthrough()} | prompt | llm
         ```
@@ -85,7 +85,7 @@ class OmniretrieveRetriever(BaseRetriever):
     reranker: Any = Field(default=None, description="An omniretrieve Reranker for the best candidates.")
     rerank_top_n: int | None = Field(default=None, description="Candidates the reranker sees.")
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     @model_validator(mode="after")
     def _check_store(self) -> OmniretrieveRetriever:

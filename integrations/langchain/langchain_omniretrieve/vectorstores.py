@@ -10,11 +10,11 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
-from omniretrieve.embedding import Embedder
-from omniretrieve.errors import InvalidInputError
-from omniretrieve.store import DEFAULT_NAME, Store
-from omniretrieve.types import Image, ItemInput
+from omniretrieve import Embedder, Image, InvalidInputError, Store
+from omniretrieve.documents import Kind, kind_of
+from omniretrieve.types import ItemInput
 
+from langchain_omniretrieve import _mmr
 from langchain_omniretrieve._convert import from_langchain, query_item, search_options, to_langchain
 from langchain_omniretrieve.embeddings import OmniretrieveEmbeddings
 
@@ -30,17 +30,23 @@ class OmniretrieveVectorStore(VectorStore):
 
     Setup:
         ```bash
-        pip install -U langchain-omniretrieve "omniretrieve[image]"
+        pip install -U langchain-omniretrieve
         ```
 
-    Key init args:
-        embedding: ``OmniretrieveEmbeddings`` (or an omniretrieve ``Embedder``).
-        persist_directory: where the store lives on disk (default ``./omniretrieve-store``).
+    Key init args (connection options as ``langchain_chroma.Chroma`` takes them):
+        embedding: ``OmniretrieveEmbeddings`` (or an omniretrieve ``Embedder``). What it may read
+            (URLs, folders) is its ``media_policy``.
         collection_name: the store's name (prefix of its Chroma collections).
-        store: an ``omniretrieve.store.Store`` already open, instead of the three above (e.g. a
-            client-server store: ``Store(embedder, host="localhost", port=8000)``).
+        persist_directory: where an embedded store lives on disk (default ``./omniretrieve-store``).
+        host, port, ssl, headers: a Chroma server (``chroma run --path DIR --port 8000``) instead
+            of a directory, through which several processes can write: its host, port (default
+            8000), HTTPS or not, and HTTP headers (e.g. an auth token).
+        store_options: further ``omniretrieve.Store`` options (``timeout``, ``copy_media``,
+            ``media_dir``, ``prior_count``) where ``Chroma`` takes ``client_settings``.
+        store: an ``omniretrieve.Store`` already open, instead of all of the above (as ``Chroma``
+            takes ``client``).
         calibration: ``"gap"`` (default), ``"rrf"`` or ``"none"``.
-        reranker: an omniretrieve ``Reranker`` used by every search (optional).
+        reranker: an omniretrieve ``Reranker`` used by every similarity search (optional).
 
     Instantiate:
         ```python
@@ -48,74 +54,79 @@ class OmniretrieveVectorStore(VectorStore):
 
         embeddings = OmniretrieveEmbeddings(model="path/to/clip-model")
         vector_store = OmniretrieveVectorStore(embedding=embeddings, persist_directory="index")
+        # or through a Chroma server:
+        vector_store = OmniretrieveVectorStore(embedding=embeddings, host="localhost", port=8000)
         ```
 
-    Add:
+    Add and delete:
         ```python
         from langchain_core.documents import Document
 
-        vector_store.add_documents(
-            [Document(page_content="a red circle", metadata={"album": "shapes"})], ids=["cap-1"]
-        )
+        vector_store.add_texts(["a red circle"], metadatas=[{"album": "shapes"}], ids=["cap-1"])
         vector_store.add_images(uris=["photos/circle.png"], metadatas=[{"album": "shapes"}])
         # an image with its caption, as one document:
         vector_store.add_documents([Document(page_content="slide 3", metadata={"image_uri": "s3.png"})])
-        ```
-
-    Delete:
-        ```python
         vector_store.delete(ids=["cap-1"])
         vector_store.delete(filter={"album": "shapes"})
         ```
 
     Search:
         ```python
-        vector_store.similarity_search("a red circle", k=2)
         vector_store.similarity_search("a red circle", k=2, filter={"album": "shapes"})
         vector_store.similarity_search_by_image("query.png", k=2)
         for doc, score in vector_store.similarity_search_with_score("a red circle", k=2):
             print(f"{score:.3f} {doc.metadata.get('modality', 'text')} {doc.page_content}")
+        # relevant and diverse (maximal marginal relevance), over texts and images alike:
+        vector_store.max_marginal_relevance_search("a red circle", k=4, fetch_k=20, lambda_mult=0.5)
         ```
 
     Use as retriever:
         ```python
-        retriever = vector_store.as_retriever(search_kwargs={"k": 3})
-        retriever.invoke("a red circle")
-        # or, with scores and modality in each document's metadata:
-        from langchain_omniretrieve import OmniretrieveRetriever
-        OmniretrieveRetriever(store=vector_store.store, k=3).invoke("a red circle")
+        vector_store.as_retriever(search_kwargs={"k": 3}).invoke("a red circle")
+        vector_store.as_retriever(search_type="mmr", search_kwargs={"k": 3}).invoke("a red circle")
+        # or, with the scores in each document's metadata: OmniretrieveRetriever(store=vector_store.store)
         ```
 
     Async: every method has its ``a``-prefixed twin (``aadd_documents``, ``asimilarity_search``,
-    ``aadd_images``, ``asimilarity_search_by_image``, ``adelete``, ``aget_by_ids`` ...).
+    ``aadd_images``, ``asimilarity_search_by_image``, ``amax_marginal_relevance_search``,
+    ``adelete``, ``aget_by_ids`` ...).
 
-    Documents come back with the metadata they were added with; documents with media also carry
-    ``modality`` and ``image_uri`` / ``audio_uri`` / ``video_uri``, and a media-only document's
-    ``page_content`` is its media reference (path or URL). Media are kept by reference: pass
-    ``Store(..., copy_media=True)`` as ``store`` to keep copies with the index.
+    Documents come back with the metadata they were added with, plus ``modality`` and
+    ``image_uri`` / ``audio_uri`` / ``video_uri`` on documents with media (no ``modality``: text);
+    a media-only document's ``page_content`` is its path or URL. ``OmniretrieveRetriever`` returns
+    the same keys, plus its scores. Media are kept by reference (``store_options={"copy_media":
+    True}`` keeps copies with the index).
     """
 
     def __init__(
         self,
         embedding: OmniretrieveEmbeddings | Embedder | None = None,
         *,
+        collection_name: str | None = None,
         persist_directory: str | os.PathLike[str] | None = None,
-        collection_name: str = DEFAULT_NAME,
+        host: str | None = None,
+        port: int | None = None,
+        ssl: bool = False,
+        headers: Mapping[str, str] | None = None,
+        store_options: Mapping[str, Any] | None = None,
         store: Store | None = None,
         calibration: str = "gap",
         reranker: Any = None,
     ) -> None:
-        if store is not None:
-            if embedding is not None or persist_directory is not None or collection_name != DEFAULT_NAME:
-                raise InvalidInputError(
-                    "OmniretrieveVectorStore",
-                    "give either `store`, or `embedding` (with `persist_directory`), not both",
-                )
-            if not isinstance(store, Store):
-                raise InvalidInputError(type(store).__name__, "`store` must be an omniretrieve Store")
-            self._store = store
+        location: dict[str, Any] = {"name": collection_name, "path": persist_directory, "host": host}
+        location.update(port=port, ssl=ssl or None, headers=headers)
+        if store is None:
+            self._store = _open_store(_embedder_of(embedding), location, store_options)
+        elif embedding is not None or store_options or any(v is not None for v in location.values()):
+            raise InvalidInputError(
+                "OmniretrieveVectorStore",
+                "give either `store` (a Store already open), or `embedding` with where the store is "
+                "(persist_directory, or host/port/ssl/headers), not both",
+            )
+        elif not isinstance(store, Store):
+            raise InvalidInputError(type(store).__name__, "`store` must be an omniretrieve Store")
         else:
-            self._store = Store(_embedder_of(embedding), path=persist_directory, name=collection_name)
+            self._store = store
         self._defaults: dict[str, Any] = {"calibration": calibration, "reranker": reranker}
 
     @property
@@ -131,30 +142,6 @@ class OmniretrieveVectorStore(VectorStore):
     def close(self) -> None:
         """Close the store (release the directory lock). Idempotent."""
         self._store.close()
-
-    # -- writing -----------------------------------------------------------------------------
-
-    def _write(
-        self,
-        items: Sequence[ItemInput],
-        metadatas: Sequence[Mapping[str, Any] | None] | None,
-        ids: Sequence[str | None] | None,
-        kwargs: Mapping[str, Any],
-    ) -> list[str]:
-        unknown = sorted(set(kwargs) - _WRITE_OPTIONS)
-        if unknown:
-            raise InvalidInputError(
-                f"options {unknown}", f"unknown; adding takes ids, metadatas and {sorted(_WRITE_OPTIONS)}"
-            )
-        if metadatas is not None and len(metadatas) != len(items):
-            raise InvalidInputError("metadatas", f"has {len(metadatas)} entries for {len(items)} items")
-        if ids is not None and len(ids) != len(items):
-            raise InvalidInputError("ids", f"has {len(ids)} entries for {len(items)} items")
-        results = self._store.upsert(list(items), ids=ids, metadatas=metadatas, **kwargs)
-        for result in results:
-            if result.error is not None:
-                raise result.error
-        return [str(result.id) for result in results]
 
     def add_texts(
         self,
@@ -178,7 +165,7 @@ class OmniretrieveVectorStore(VectorStore):
         Raises:
             OmniretrieveError: the first item that could not be stored (the others are stored).
         """
-        return self._write(list(texts), metadatas, ids, kwargs)
+        return _write(self._store, list(texts), metadatas, ids, kwargs)
 
     async def aadd_texts(
         self,
@@ -209,7 +196,9 @@ class OmniretrieveVectorStore(VectorStore):
         if ids is None:
             ids = [doc.id for doc in documents]
         converted = [from_langchain(doc) for doc in documents]
-        return self._write([item for item, _ in converted], [meta for _, meta in converted], ids, kwargs)
+        return _write(
+            self._store, [item for item, _ in converted], [meta for _, meta in converted], ids, kwargs
+        )
 
     async def aadd_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Async :meth:`add_documents`."""
@@ -236,7 +225,7 @@ class OmniretrieveVectorStore(VectorStore):
         Raises:
             MediaError: an image could not be read (the others are stored).
         """
-        return self._write([Image(uri) for uri in uris], metadatas, ids, kwargs)
+        return _write(self._store, [Image(uri) for uri in uris], metadatas, ids, kwargs)
 
     async def aadd_images(
         self,
@@ -263,8 +252,6 @@ class OmniretrieveVectorStore(VectorStore):
         where = kwargs.get("filter") if kwargs.get("filter") is not None else kwargs.get("where")
         self._store.delete(ids=ids, where=where)
         return True
-
-    # -- reading -----------------------------------------------------------------------------
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The stored documents with these ids, in the order given; ids not stored are skipped."""
@@ -307,13 +294,58 @@ class OmniretrieveVectorStore(VectorStore):
             **kwargs: ``filter`` (or ``where``), ``modalities``, ``calibration``, and
                 ``query_modality`` (the kind the vector came from, default ``"text"``).
         """
-        options = dict(kwargs)
-        query_modality = options.pop("query_modality", "text")
-        merged = search_options(self._defaults, {**options, "k": k})
-        merged.pop("reranker", None)
-        merged.pop("rerank_top_n", None)
-        hits = self._store.search_vector(embedding, query_modality=query_modality, **merged)
+        query_modality, options = _vector_options(self._defaults, kwargs, k)
+        hits = self._store.search_vector(embedding, query_modality=query_modality, **options)
         return [to_langchain(hit.document) for hit in hits]
+
+    def max_marginal_relevance_search(
+        self, query: Any, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
+    ) -> list[Document]:
+        """Documents relevant to a query and diverse among themselves (maximal marginal relevance).
+
+        MMR (langchain-core's ``maximal_marginal_relevance``) picks ``k`` of the ``fetch_k`` best
+        candidates of the calibrated search, in the order it picks them. Its similarities are
+        gap-free cosines (each vector centred on its kind's mean, see ``_mmr``): a picture and its
+        own caption count as near-duplicates. ``calibration="none"``: raw cosines. No reranking.
+
+        Args:
+            query: A text (always text), or an image / combined query (as for
+                :meth:`similarity_search`).
+            k: How many documents.
+            fetch_k: How many candidates MMR chooses from (at least ``k`` are fetched).
+            lambda_mult: From ``0`` (most diverse) to ``1`` (most relevant: the similarity order).
+            **kwargs: ``filter`` (or ``where``), ``modalities``, ``calibration``.
+
+        Raises:
+            InvalidInputError: a bad query or option.
+            MediaError: the query's media could not be read.
+        """
+        item = query_item(query)
+        vector = self._store.embedder.embed_query(item)
+        return self.max_marginal_relevance_search_by_vector(
+            vector.tolist(), k, fetch_k, lambda_mult, query_modality=kind_of(item), **kwargs
+        )
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Like :meth:`max_marginal_relevance_search`, from a vector of this store's embeddings.
+
+        ``query_modality=`` names the kind the vector came from (default ``"text"``).
+        """
+        _mmr.check_mmr_options(k, fetch_k, lambda_mult)
+        query_modality, options = _vector_options(self._defaults, kwargs, max(k, fetch_k))
+        hits = self._store.search_vector(embedding, query_modality=query_modality, **options)
+        raw = options.get("calibration") == "none"
+        chosen = _mmr.select(
+            self._store, hits, embedding, query_modality, k=k, lambda_mult=lambda_mult, raw=raw
+        )
+        return [to_langchain(hit.document) for hit in chosen]
 
     def similarity_search_by_image(self, uri: str, k: int = 4, **kwargs: Any) -> list[Document]:
         """The ``k`` documents most relevant to an image (``langchain_chroma``'s method name).
@@ -358,15 +390,11 @@ class OmniretrieveVectorStore(VectorStore):
             embedding: ``OmniretrieveEmbeddings`` (the store needs omniretrieve's embedder).
             metadatas: One metadata dict per text.
             ids: One id per text.
-            **kwargs: ``persist_directory``, ``collection_name``, ``calibration``, ``reranker``.
+            **kwargs: The constructor's options (``persist_directory`` or ``host``/``port``/...,
+                ``collection_name``, ``calibration``, ``reranker`` ...).
         """
         store = cls(embedding=embedding, **kwargs)  # type: ignore[arg-type]
-        try:
-            store.add_texts(texts, metadatas, ids=ids)
-        except BaseException:
-            store.close()
-            raise
-        return store
+        return _filled(store, lambda: store.add_texts(texts, metadatas, ids=ids))
 
     @classmethod
     def from_documents(
@@ -377,17 +405,12 @@ class OmniretrieveVectorStore(VectorStore):
         Args:
             documents: The documents; their ids are used when set.
             embedding: ``OmniretrieveEmbeddings``.
-            **kwargs: ``ids``, and ``persist_directory``, ``collection_name``, ``calibration``,
-                ``reranker``.
+            **kwargs: ``ids``, and the constructor's options (``persist_directory`` or
+                ``host``/``port``/..., ``collection_name``, ``calibration``, ``reranker`` ...).
         """
         ids = kwargs.pop("ids", None)
         store = cls(embedding=embedding, **kwargs)  # type: ignore[arg-type]
-        try:
-            store.add_documents(documents, ids=ids)
-        except BaseException:
-            store.close()
-            raise
-        return store
+        return _filled(store, lambda: store.add_documents(documents, ids=ids))
 
     @classmethod
     async def afrom_documents(
@@ -395,6 +418,16 @@ class OmniretrieveVectorStore(VectorStore):
     ) -> OmniretrieveVectorStore:
         """Async :meth:`from_documents`."""
         return await run_in_executor(None, cls.from_documents, documents, embedding, **kwargs)
+
+
+def _filled(store: OmniretrieveVectorStore, add: Callable[[], object]) -> OmniretrieveVectorStore:
+    """``store`` after ``add()``; closed (its directory lock released) if adding fails."""
+    try:
+        add()
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def _embedder_of(embedding: Any) -> Embedder:
@@ -411,3 +444,59 @@ def _embedder_of(embedding: Any) -> Embedder:
 
 def _score(hit: Any) -> float:
     return float(hit.rerank_score if hit.rerank_score is not None else hit.score)
+
+
+def _open_store(
+    embedder: Embedder, location: Mapping[str, Any], store_options: Mapping[str, Any] | None
+) -> Store:
+    """An omniretrieve ``Store`` at ``location`` (an option given as ``None`` takes the Store's default)."""
+    options = dict(store_options or {})
+    clash = sorted(set(options) & {"embedder", *location})
+    if clash:
+        raise InvalidInputError(
+            f"store_options {clash}",
+            "have their own parameters: embedding, collection_name, persist_directory, host, port, ssl, headers",
+        )
+    given = {key: value for key, value in location.items() if value is not None}
+    return Store(embedder, **given, **options)
+
+
+def _write(
+    store: Store,
+    items: Sequence[ItemInput],
+    metadatas: Sequence[Mapping[str, Any] | None] | None,
+    ids: Sequence[str | None] | None,
+    kwargs: Mapping[str, Any],
+) -> list[str]:
+    """Upsert items into ``store``; raise the first item's error, if any."""
+    unknown = sorted(set(kwargs) - _WRITE_OPTIONS)
+    if unknown:
+        raise InvalidInputError(
+            f"options {unknown}", f"unknown; adding takes ids, metadatas and {sorted(_WRITE_OPTIONS)}"
+        )
+    if metadatas is not None and len(metadatas) != len(items):
+        raise InvalidInputError("metadatas", f"has {len(metadatas)} entries for {len(items)} items")
+    if ids is not None and len(ids) != len(items):
+        raise InvalidInputError("ids", f"has {len(ids)} entries for {len(items)} items")
+    results = store.upsert(list(items), ids=ids, metadatas=metadatas, **kwargs)
+    for result in results:
+        if result.error is not None:
+            raise result.error
+    return [str(result.id) for result in results]
+
+
+def _vector_options(
+    defaults: Mapping[str, Any], kwargs: Mapping[str, Any], k: int
+) -> tuple[Kind, dict[str, Any]]:
+    """``query_modality`` and the ``Store.search_vector`` options of a search by vector or by MMR."""
+    options = dict(kwargs)
+    query_modality: Kind = options.pop("query_modality", "text")
+    for name in ("reranker", "rerank_top_n"):
+        if options.get(name) is not None:
+            raise InvalidInputError(
+                name, "a search by vector or by MMR does not rerank: use similarity_search to rerank"
+            )
+    merged = search_options(defaults, {**options, "k": k})
+    merged.pop("reranker", None)
+    merged.pop("rerank_top_n", None)
+    return query_modality, merged

@@ -65,7 +65,7 @@ DISTRACTORS: tuple[str, ...] = ("a recipe for bread", "the weather tomorrow", "a
 @pytest.fixture(scope="session")
 def clip_embedder(tiny_clip_path: Path) -> Any:
     """The tiny CLIP as an omniretrieve embedder (loaded once)."""
-    from omniretrieve.embedding import SentenceTransformerEmbedder
+    from omniretrieve import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(tiny_clip_path, device="cpu", num_workers=1)
 
@@ -79,8 +79,7 @@ def mixed_store(
     Metadata: captions ``{"kind": "caption", "color": ...}``, images ``{"kind": "photo", "color": ...}``,
     distractors ``{"kind": "distractor"}``. Ids: ``cap-<n>``, ``img-<n>``, ``dis-<n>``.
     """
-    from omniretrieve.store import Store
-    from omniretrieve.types import Image
+    from omniretrieve import Image, Store
 
     store = Store(clip_embedder, path=tmp_path_factory.mktemp("mixed") / "index")
     items: list[Any] = []
@@ -104,21 +103,29 @@ def mixed_store(
 
 
 @pytest.fixture(scope="session")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, Path]]:
+def demo_embedder() -> Any:
+    """The demo model shipped with omniretrieve (a toy CLIP with a modality gap), loaded once."""
+    from omniretrieve import load_embedder
+
+    return load_embedder("demo", device="cpu", num_workers=1)
+
+
+@pytest.fixture(scope="session")
+def demo_store(
+    tmp_path_factory: pytest.TempPathFactory, demo_embedder: Any
+) -> Iterator[tuple[Any, Any, Path]]:
     """The demo world (seed 0) indexed with the shipped demo model: ``(world, store, folder)``.
 
     Texts get ``{"kind": "caption"}`` or ``{"kind": "distractor"}``, pictures ``{"kind": "picture"}``;
     ids are the world's document ids; the world's files are under ``folder``.
     """
+    from omniretrieve import Image, Store
     from omniretrieve.demo import make_world
-    from omniretrieve.embedding import load_embedder
-    from omniretrieve.store import Store
-    from omniretrieve.types import Image
 
     world = make_world(seed=0)
     root = tmp_path_factory.mktemp("demo")
     folder = world.write(root / "world")
-    store = Store(load_embedder("demo", device="cpu", num_workers=1), path=root / "index")
+    store = Store(demo_embedder, path=root / "index")
     items: list[Any] = []
     metadatas: list[dict[str, Any]] = []
     for doc in world.docs:
@@ -134,3 +141,24 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, 
         yield world, store, folder
     finally:
         store.close()
+
+
+REPO_TESTS = Path(__file__).resolve().parents[3] / "tests"
+"""omniretrieve's own tests folder (this package's tests run from the omniretrieve repository)."""
+
+
+def _load_chroma_server_helper() -> Any:
+    """omniretrieve's test helper that runs a real Chroma server: ``tests/chroma_server.py``."""
+    import importlib.util
+
+    path = REPO_TESTS / "chroma_server.py"
+    spec = importlib.util.spec_from_file_location("omniretrieve_tests_chroma_server", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise RuntimeError(f"no {path}: run these tests from the omniretrieve repository")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+chroma_server = _load_chroma_server_helper().chroma_server
+"""One real Chroma server on a free loopback port for the session (omniretrieve's own fixture)."""

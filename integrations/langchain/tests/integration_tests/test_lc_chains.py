@@ -51,7 +51,7 @@ class _Prompts(BaseCallbackHandler):
 
 
 def _format(docs: list[Document]) -> str:
-    return "\n".join(f"[{d.metadata['modality']}] {d.page_content}" for d in docs)
+    return "\n".join(f"[{d.metadata.get('modality', 'text')}] {d.page_content}" for d in docs)
 
 
 def _chain(retriever: Any, answer: str) -> Any:
@@ -74,9 +74,9 @@ async def test_lcel_chain_over_a_mixed_corpus(demo_store: tuple[Any, Any, Path])
     retriever = OmniretrieveRetriever(store=store, k=4)
     docs = retriever.invoke(query.text)
     exact = {doc_id for doc_id, grade in query.judgments.items() if grade == 2}
-    found = {d.metadata["modality"] for d in docs if d.id in exact}
+    found = {d.metadata.get("modality", "text") for d in docs if d.id in exact}
     assert found == {"text", "image"}, [(d.id, d.metadata["score"]) for d in docs]
-    picture = next(d for d in docs if d.metadata["modality"] == "image" and d.id in exact)
+    picture = next(d for d in docs if d.metadata.get("modality") == "image" and d.id in exact)
     assert picture.page_content == str(folder / "corpus" / f"{picture.id}.png")
 
     expected_context = _format(docs)

@@ -15,7 +15,7 @@ from langchain_omniretrieve import OmniretrieveRetriever
 ALL = 15  # 6 captions, 6 images, 3 distractors in `mixed_store`
 
 
-def test_documents_carry_id_modality_uri_and_scores(mixed_store: Any, shape_files: dict[str, Path]) -> None:
+def test_documents_carry_modality_uri_and_scores(mixed_store: Any, shape_files: dict[str, Path]) -> None:
     docs = OmniretrieveRetriever(store=mixed_store, k=ALL).invoke("a red circle in the top left")
     assert len(docs) == ALL
     assert {d.id for d in docs} == {f"cap-{n}" for n in range(6)} | {f"img-{n}" for n in range(6)} | {
@@ -26,14 +26,23 @@ def test_documents_carry_id_modality_uri_and_scores(mixed_store: Any, shape_file
     paths = {str(p) for p in shape_files.values()}
     captions = set(shape_files)
     for doc in docs:
-        assert doc.metadata["id"] == doc.id
         assert isinstance(doc.metadata["raw_score"], float)
+        own = {key: value for key, value in doc.metadata.items() if key not in ("score", "raw_score")}
         if doc.id.startswith("img-"):
-            assert doc.metadata["modality"] == "image" and doc.metadata["kind"] == "photo"
-            assert doc.metadata["image_uri"] in paths and doc.page_content == doc.metadata["image_uri"]
-        else:
-            assert doc.metadata["modality"] == "text" and "image_uri" not in doc.metadata
-            assert doc.page_content in captions or doc.metadata["kind"] == "distractor"
+            assert own == {
+                "kind": "photo",
+                "color": own["color"],
+                "modality": "image",
+                "image_uri": own["image_uri"],
+            }
+            assert own["image_uri"] in paths and doc.page_content == own["image_uri"]
+        else:  # a text document: its own metadata only, as the vector store returns it
+            assert own == (
+                {"kind": "distractor"}
+                if doc.id.startswith("dis-")
+                else {"kind": "caption", "color": own["color"]}
+            )
+            assert doc.page_content in captions or own["kind"] == "distractor"
 
 
 @pytest.mark.parametrize("as_query", [lambda p: {"image": p}, lambda p: Image(p)], ids=["dict", "Image"])
@@ -51,7 +60,7 @@ def test_combined_query_and_modalities(mixed_store: Any, shape_files: dict[str, 
     caption, path = next(iter(shape_files.items()))
     retriever = OmniretrieveRetriever(store=mixed_store, k=3, modalities=["text"])
     docs = retriever.invoke({"text": caption, "image": str(path)})
-    assert len(docs) == 3 and all(d.metadata["modality"] == "text" for d in docs)
+    assert len(docs) == 3 and all("modality" not in d.metadata for d in docs)  # text
     docs = retriever.invoke(caption, modalities=["image"])
     assert all(d.metadata["modality"] == "image" for d in docs)
 
@@ -86,6 +95,8 @@ def test_bad_options_and_queries_raise_typed_errors(mixed_store: Any, tmp_path: 
         retriever.invoke({"image": str(tmp_path / "missing.png")})
     with pytest.raises(ValidationError, match="must be an omniretrieve Store"):
         OmniretrieveRetriever(store="not a store")
+    with pytest.raises(ValidationError, match="filters"):  # a misspelt option is refused, not ignored
+        OmniretrieveRetriever(store=mixed_store, filters={"kind": "photo"})  # type: ignore[call-arg]
 
 
 def test_url_shaped_text_query_is_never_fetched(mixed_store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,7 +133,7 @@ def test_image_query_finds_the_scenes_caption_on_the_demo_model(demo_store: tupl
     docs = OmniretrieveRetriever(store=store, k=4).invoke(
         {"image": str(folder / "queries" / f"{query.id}.png")}
     )
-    captions = [d for d in docs if d.metadata["modality"] == "text"]
+    captions = [d for d in docs if "modality" not in d.metadata]  # text
     assert any(world.doc(d.id).scene == query.scene for d in captions), [d.page_content for d in docs]
     pictures = OmniretrieveRetriever(store=store, k=4, filter={"kind": "picture"}).invoke(
         {"image": str(folder / "queries" / f"{query.id}.png")}
