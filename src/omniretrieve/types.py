@@ -190,6 +190,19 @@ def _wrap_media(key: str, value: Any) -> Image | Audio | Video:
     return value if isinstance(value, Video) else Video(value)
 
 
+def _check_text(item: Text) -> Text:
+    """``item`` unless its text is empty or whitespace only: such a text has no content to match.
+
+    Raises:
+        InvalidInputError: the text is blank (an empty file, a stray newline).
+    """
+    if not item.text.strip():
+        raise InvalidInputError(
+            describe(item.text), "the text is empty or only whitespace: there is nothing to embed; skip it"
+        )
+    return item
+
+
 def as_item(value: ItemInput) -> NormalizedItem:
     """Normalise any accepted input into a :class:`Text`, media wrapper or :class:`Combined`.
 
@@ -197,10 +210,12 @@ def as_item(value: ItemInput) -> NormalizedItem:
         InvalidInputError: the value is of no accepted shape (for example a bare array, whose
             modality cannot be told; wrap it in ``Image``, ``Audio`` or ``Video``).
     """
-    if isinstance(value, (Text, Image, Audio, Video, Combined)):
+    if isinstance(value, Text):
+        return _check_text(value)
+    if isinstance(value, (Image, Audio, Video, Combined)):
         return value
     if isinstance(value, str):
-        return Text(value)
+        return _check_text(Text(value))
     if is_pil_image(value):
         return Image(value)  # type: ignore[arg-type]
     if isinstance(value, Mapping):
@@ -215,7 +230,7 @@ def as_item(value: ItemInput) -> NormalizedItem:
             raise InvalidInputError(describe(text), "the 'text' part of a dict item must be a str")
         parts = {k: _wrap_media(k, v) for k, v in value.items() if k != "text" and v is not None}
         if text is not None and not parts:
-            return Text(text)
+            return _check_text(Text(text))
         if text is None and len(parts) == 1:
             return next(iter(parts.values()))
         image, audio, video = parts.get("image"), parts.get("audio"), parts.get("video")

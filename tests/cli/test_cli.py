@@ -16,6 +16,7 @@ from media_fixtures import sine, video_bytes, wav_bytes
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
+from omniretrieve.calibration import DEFAULT_CALIBRATION
 from omniretrieve.cli import app
 from omniretrieve.demo import model_path
 from omniretrieve.demo.world import make_world
@@ -239,8 +240,11 @@ def test_search_json_matches_the_library(small_world: tuple[Path, Path]) -> None
     )
     assert code == 0
     by_text, by_image = json.loads(text_out), json.loads(image_out)
-    assert by_text["query"] == {"text": "a red circle in the top left"} and by_text["calibration"] == "gap"
-    assert set(by_image["lists"]) == {"none", "gap"}
+    assert (
+        by_text["query"] == {"text": "a red circle in the top left"}
+        and by_text["calibration"] == DEFAULT_CALIBRATION
+    )
+    assert set(by_image["lists"]) == {"none", DEFAULT_CALIBRATION}
 
     with Store(load_embedder("demo"), path=store_dir) as store:
         lib_text = store.search("a red circle in the top left", 7)
@@ -275,7 +279,7 @@ def test_search_table_html_and_bad_input(small_world: tuple[Path, Path], tmp_pat
         str(page),
     )
     assert code == 0
-    assert "raw (cosine)" in out and "calibrated (gap)" in out and "reranked" in out
+    assert "raw (cosine)" in out and f"calibrated ({DEFAULT_CALIBRATION})" in out and "reranked" in out
     html = page.read_text(encoding="utf-8")
     assert html.count("<h3>") == 3 and "blue square" in html
     code, _, err = invoke("search", "--store", str(store_dir))

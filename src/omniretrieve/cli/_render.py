@@ -201,7 +201,12 @@ def _marker(grade: int | None) -> str:
 
 def list_title(calibration: str) -> str:
     """The column title of a list searched with ``calibration``."""
-    return {"none": "raw (cosine)", "gap": "calibrated (gap)", "rrf": "calibrated (rrf)"}[calibration]
+    return {
+        "none": "raw (cosine)",
+        "scaled": "calibrated (scaled)",
+        "gap": "calibrated (gap)",
+        "rrf": "calibrated (rrf)",
+    }[calibration]
 
 
 def results_table(

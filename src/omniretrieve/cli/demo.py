@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from omniretrieve.calibration import DEFAULT_CALIBRATION
 from omniretrieve.cli import _render
 from omniretrieve.cli._shared import (
     HostOpt,
@@ -50,7 +51,7 @@ SHOWCASE_GROUPS: dict[str, str] = {
 }
 """The query groups the demo shows one query of, in this order, with their titles."""
 
-COMPARED: tuple[Calibration, ...] = ("none", "rrf", "gap")
+COMPARED: tuple[Calibration, ...] = ("none", "rrf", "gap", "scaled")
 """The calibrations the demo measures over all queries, in column order."""
 
 
@@ -81,13 +82,15 @@ def _showcase_query(
 
     grades = judged.qrels.get(q.id, {})
     lists: list[tuple[str, list[SearchHit], list[str]]] = []
-    raw_and_calibrated: tuple[Calibration, ...] = ("none", "gap")
+    raw_and_calibrated: tuple[Calibration, ...] = ("none", DEFAULT_CALIBRATION)
     for calib in raw_and_calibrated:
         found = run_judged_queries(store, judged, calibration=calib, k=k, query_vectors=vectors, only=[q.id])
         lists.append((_render.list_title(calib), found.hits[q.id], found.run[q.id]))
     if reranker is not None:
-        found = run_judged_queries(store, judged, calibration="gap", k=k, reranker=reranker, only=[q.id])
-        lists.append(("reranked (gap + reranker)", found.hits[q.id], found.run[q.id]))
+        found = run_judged_queries(
+            store, judged, calibration=DEFAULT_CALIBRATION, k=k, reranker=reranker, only=[q.id]
+        )
+        lists.append((f"reranked ({DEFAULT_CALIBRATION} + reranker)", found.hits[q.id], found.run[q.id]))
     ndcgs = [ndcg_at_k(names, grades, k) for _, _, names in lists]
     title = SHOWCASE_GROUPS.get(q.group, q.group)
     text = q.item if isinstance(q.item, str) else None

@@ -27,7 +27,7 @@ from omniretrieve.cli._shared import (
 )
 from omniretrieve.errors import InvalidInputError
 
-DEFAULT_CALIBRATIONS = ("none", "rrf", "gap")
+DEFAULT_CALIBRATIONS = ("none", "rrf", "gap", "scaled")
 """The calibrations ``eval`` compares unless ``--calibration`` says otherwise, in column order."""
 
 
@@ -43,7 +43,9 @@ def eval_command(
     k: Annotated[int, typer.Option("-k", min=1, help="Cut-off of the metrics.")] = 10,
     calibration: Annotated[
         list[CalibrationChoice] | None,
-        typer.Option("--calibration", help="Calibrations to compare (repeat; default: none, rrf, gap)."),
+        typer.Option(
+            "--calibration", help="Calibrations to compare (repeat; default: none, rrf, gap, scaled)."
+        ),
     ] = None,
     reranker: RerankerOpt = None,
     rerank_top_n: Annotated[int | None, typer.Option("--rerank-top-n", min=1)] = None,

@@ -22,7 +22,7 @@ from omniretrieve.cli._shared import (
     errors,
     open_store,
 )
-from omniretrieve.errors import OmniretrieveError
+from omniretrieve.errors import InvalidInputError, OmniretrieveError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -190,6 +190,11 @@ def index(
     with errors(err):
         target = StoreTarget.of(store_dir, chroma_host, chroma_port)
         files, missing, ignored = collect_files(paths)
+        if missing and len(missing) == len(paths):  # nothing to index: do not create a store
+            names = ", ".join(f.path for f in missing[:3]) + (" ..." if len(missing) > 3 else "")
+            raise InvalidInputError(
+                names, "no such file or folder; nothing was indexed and no store was created"
+            )
         with open_store(target, model, err=err) as store:
             report = IndexReport(ignored=ignored, failures=list(missing))
             index_files(store, files, batch_size=batch_size, err=err, report=report)

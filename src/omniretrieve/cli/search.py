@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
+from omniretrieve.calibration import DEFAULT_CALIBRATION
 from omniretrieve.cli import _render
 from omniretrieve.cli._shared import (
     CalibrationChoice,
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from omniretrieve.documents import Kind, SearchHit
     from omniretrieve.rerank import Reranker
     from omniretrieve.store import Store
+
+
+_DEFAULT_CHOICE = CalibrationChoice(DEFAULT_CALIBRATION)
 
 
 def run_search(
@@ -88,8 +92,12 @@ def search(
     video: Annotated[Path | None, typer.Option("--video", help="Query with this video file.")] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many results.")] = 10,
     calibration: Annotated[
-        CalibrationChoice, typer.Option("--calibration", help="gap (default), rrf, or none (raw cosine).")
-    ] = CalibrationChoice.gap,
+        CalibrationChoice,
+        typer.Option(
+            "--calibration",
+            help="scaled (default), gap, rrf, or none (raw cosine); see omniretrieve.calibration.",
+        ),
+    ] = _DEFAULT_CHOICE,
     modality: Annotated[
         list[KindChoice] | None, typer.Option("--modality", help="Only search these document kinds (repeat).")
     ] = None,
