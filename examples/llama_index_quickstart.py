@@ -3,12 +3,14 @@
 Runs offline on the demo model shipped with omniretrieve (a tiny CLIP trained on colored shapes)
 and the demo world (shape images, captions and distractor texts) written to a temporary folder:
 
-    pip install llama-index-omniretrieve llama-index-readers-file
+    pip install llama-index-retrievers-omniretrieve llama-index-vector-stores-omniretrieve \
+        llama-index-readers-file
     python examples/llama_index_quickstart.py
 
 Steps: read the folder with LlamaIndex's ``SimpleDirectoryReader``, add it to an omniretrieve
 store in one call, retrieve with a text query and with an image query (``QueryBundle.image_path``),
-then answer through a ``RetrieverQueryEngine`` (with LlamaIndex's ``MockLLM``: no LLM needed).
+answer through a ``RetrieverQueryEngine`` (with LlamaIndex's ``MockLLM``: no LLM needed), then
+query the same store through LlamaIndex's own ``VectorStoreIndex`` (``OmniretrieveVectorStore``).
 To rerank, add ``OmniretrieveRerank("path/to/reranker", top_n=5)`` to ``node_postprocessors``.
 """
 
@@ -23,15 +25,16 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from llama_index.core import SimpleDirectoryReader  # noqa: E402
+from llama_index.core import SimpleDirectoryReader, VectorStoreIndex  # noqa: E402
 from llama_index.core.llms import MockLLM  # noqa: E402
 from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
 from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle  # noqa: E402
+from llama_index.embeddings.omniretrieve import OmniretrieveEmbedding  # noqa: E402
 from llama_index.retrievers.omniretrieve import OmniretrieveRetriever, add_documents  # noqa: E402
+from llama_index.vector_stores.omniretrieve import OmniretrieveVectorStore  # noqa: E402
 
+from omniretrieve import Store, load_embedder  # noqa: E402
 from omniretrieve.demo import make_world  # noqa: E402
-from omniretrieve.embedding import load_embedder  # noqa: E402
-from omniretrieve.store import Store  # noqa: E402
 
 
 def describe(hit: NodeWithScore) -> str:
@@ -76,6 +79,16 @@ def main() -> int:
             response = engine.query(query)
             kinds = sorted({type(n.node).__name__ for n in response.source_nodes})
             print(f"query engine: {len(response.source_nodes)} source nodes ({', '.join(kinds)})")
+
+            # 5. The same store as a LlamaIndex vector store, under LlamaIndex's own VectorStoreIndex
+            #    (LlamaIndex embeds the query; the store searches it as one calibrated list).
+            index = VectorStoreIndex.from_vector_store(
+                OmniretrieveVectorStore(store=store), embed_model=OmniretrieveEmbedding(store.embedder)
+            )
+            response = index.as_query_engine(llm=MockLLM(), similarity_top_k=4).query(query)
+            print(f"vector store index: {len(response.source_nodes)} source nodes:")
+            for hit in response.source_nodes:
+                print(describe(hit))
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
 

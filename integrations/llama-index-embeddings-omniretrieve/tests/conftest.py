@@ -1,4 +1,4 @@
-"""Fixtures for the LlamaIndex integration: tiny models built here, a small mixed folder, no network."""
+"""Fixtures for the LlamaIndex embeddings package: tiny models built here, a small mixed folder, no network."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
-from llama_index_testdata import SCENES, TEXTS, image_name  # noqa: E402
+from llama_index_embeddings_testdata import SCENES, TEXTS, image_name  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,20 +41,6 @@ def st_embedder(clip_path: Path) -> Any:
     from omniretrieve.embedding import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(clip_path, device="cpu", num_workers=1)
-
-
-@pytest.fixture(scope="session")
-def reranker_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from omniretrieve.testing.rerankers import build_tiny_llava_reranker
-
-    return build_tiny_llava_reranker(tmp_path_factory.mktemp("models") / "reranker")
-
-
-@pytest.fixture(scope="session")
-def ce_reranker(reranker_path: Path) -> Any:
-    from omniretrieve.rerank import CrossEncoderReranker
-
-    return CrossEncoderReranker(reranker_path, device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The small mixed folder the LlamaIndex integration tests read (names shared by fixtures and tests)."""
+"""The small mixed folder the embedding tests read (names shared by fixtures and tests)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.embeddings.omniretrieve import OmniretrieveEmbedding
-from llama_index_testdata import SCENES, image_name
+from llama_index_embeddings_testdata import SCENES, image_name
 
 from omniretrieve.errors import AddressNotAllowedError, InvalidInputError, URLNotAllowedError
 from omniretrieve.media import MediaLoader, MediaPolicy
@@ -33,7 +33,7 @@ def test_loads_a_model_by_path(clip_path: Path, st_embedder: Any) -> None:
     model = OmniretrieveEmbedding(clip_path, device="cpu", embed_batch_size=4)
     assert isinstance(model, MultiModalEmbedding)
     assert model.model_name == str(clip_path)
-    assert model.device == "cpu" and model.allow_urls is False
+    assert model.device == "cpu" and model.media_policy == MediaPolicy()
     assert model.embed_batch_size == 4
     assert model.dimension == st_embedder.dimension == 32
     assert model.class_name() == "OmniretrieveEmbedding"
@@ -48,17 +48,35 @@ def test_loads_a_model_by_path(clip_path: Path, st_embedder: Any) -> None:
 
 
 def test_constructor_refuses_ambiguous_settings(st_embedder: Any, clip_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="either model_name"):
+    with pytest.raises(InvalidInputError, match="either a model name"):
         OmniretrieveEmbedding()
-    with pytest.raises(InvalidInputError, match="either model_name"):
+    with pytest.raises(InvalidInputError, match="either a model name"):
         OmniretrieveEmbedding(clip_path, embedder=st_embedder)
+    with pytest.raises(InvalidInputError, match="either a model name"):
+        OmniretrieveEmbedding(st_embedder, embedder=st_embedder)
     with pytest.raises(InvalidInputError, match="configure the embedder"):
-        OmniretrieveEmbedding(embedder=st_embedder, allow_urls=True)
-    url_loader = MediaLoader(MediaPolicy(allow_urls=True))
-    assert OmniretrieveEmbedding(embedder=FakeEmbedder(8, media=url_loader)).allow_urls is True
-    assert OmniretrieveEmbedding(embedder=FakeEmbedder(8)).allow_urls is False
+        OmniretrieveEmbedding(embedder=st_embedder, media_policy=MediaPolicy(allow_urls=True))
+    with pytest.raises(InvalidInputError, match="configure the embedder"):
+        OmniretrieveEmbedding(st_embedder, device="cpu")
     with pytest.raises(InvalidInputError, match="Embedder protocol"):
         OmniretrieveEmbedding(embedder="not an embedder")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="Embedder protocol"):
+        OmniretrieveEmbedding(42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="must be an omniretrieve.MediaPolicy"):
+        OmniretrieveEmbedding("fake:8", media_policy={"allow_urls": True})  # type: ignore[arg-type]
+
+
+def test_a_ready_embedder_is_accepted_where_a_name_is(mixed_folder: Path) -> None:
+    """A ready embedder works positionally (where a model name goes) and as ``embedder=``."""
+    url_policy = MediaPolicy(allow_urls=True)
+    fake = FakeEmbedder(8, media=MediaLoader(url_policy))
+    for model in (OmniretrieveEmbedding(fake), OmniretrieveEmbedding(embedder=fake)):
+        assert model.embedder is fake and model.model_name == "fake:8"
+        assert model.media_policy is url_policy
+        np.testing.assert_allclose(
+            model.get_text_embedding("a red circle"), fake.embed([Text("a red circle")])[0]
+        )
+    assert OmniretrieveEmbedding(FakeEmbedder(8)).media_policy == MediaPolicy()
 
 
 def test_query_text_and_image_embeddings_match_the_core(
@@ -137,8 +155,8 @@ def test_allowed_urls_still_refuse_private_addresses(
         raise AssertionError("a connection was attempted")
 
     monkeypatch.setattr(MediaLoader, "_connect", no_connect)
-    model = OmniretrieveEmbedding(clip_path, device="cpu", allow_urls=True)
-    assert model.allow_urls is True
+    model = OmniretrieveEmbedding(clip_path, device="cpu", media_policy=MediaPolicy(allow_urls=True))
+    assert model.media_policy is not None and model.media_policy.allow_urls is True
     with pytest.raises(AddressNotAllowedError):
         model.get_image_embedding("http://127.0.0.1:9/cat.png")
 
@@ -169,8 +187,8 @@ def test_image_url_goes_through_the_media_policy(
     st_embedder: Any, mixed_folder: Path, loopback_server: str
 ) -> None:
     # A policy that trusts private addresses (here: our loopback test server) lets the URL be read.
-    loader = MediaLoader(MediaPolicy(allow_urls=True, allow_private_addresses=True))
-    model = OmniretrieveEmbedding(st_embedder.model_id, device="cpu", media=loader)
+    policy = MediaPolicy(allow_urls=True, allow_private_addresses=True)
+    model = OmniretrieveEmbedding(st_embedder.model_id, device="cpu", media_policy=policy)
     name = image_name(*SCENES[1])
     from_url = model.get_image_embedding(f"{loopback_server}/{name}")
     from_file = model.get_image_embedding(str(mixed_folder / name))

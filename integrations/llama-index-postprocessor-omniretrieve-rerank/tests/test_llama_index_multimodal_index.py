@@ -18,7 +18,7 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node
 from llama_index.embeddings.omniretrieve import OmniretrieveEmbedding
 from llama_index.postprocessor.omniretrieve_rerank import OmniretrieveRerank
 from llama_index.vector_stores.chroma import ChromaVectorStore
-from llama_index_testdata import SCENES, TEXTS, image_name
+from llama_index_rerank_testdata import SCENES, TEXTS, image_name
 
 from omniretrieve.types import Image
 

@@ -8,9 +8,11 @@ import pytest
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, QueryBundle, TextNode
 from llama_index.postprocessor.omniretrieve_rerank import OmniretrieveRerank
-from llama_index_testdata import SCENES, image_name
+from llama_index_rerank_testdata import SCENES, image_name
 
 from omniretrieve.errors import InvalidInputError, URLNotAllowedError
+from omniretrieve.media import MediaPolicy
+from omniretrieve.testing import FakeEmbedder
 from omniretrieve.testing.rerankers import FakeReranker, word_overlap
 from omniretrieve.types import Combined, Image, Text
 
@@ -49,17 +51,38 @@ def test_is_a_postprocessor_with_settings(reranker_path: Path) -> None:
 
 
 def test_constructor_refuses_ambiguous_settings(reranker_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="either model"):
+    with pytest.raises(InvalidInputError, match="either a model name"):
         OmniretrieveRerank()
-    with pytest.raises(InvalidInputError, match="either model"):
+    with pytest.raises(InvalidInputError, match="either a model name"):
         OmniretrieveRerank(reranker_path, reranker=FakeReranker())
     with pytest.raises(InvalidInputError, match="top_n"):
         OmniretrieveRerank(reranker=FakeReranker(), top_n=0)
     with pytest.raises(InvalidInputError, match="configure the reranker"):
         OmniretrieveRerank(reranker=FakeReranker(), device="cpu")
+    with pytest.raises(InvalidInputError, match="configure the reranker"):
+        OmniretrieveRerank(FakeReranker(), media_policy=MediaPolicy())
     with pytest.raises(InvalidInputError, match="Reranker protocol"):
         OmniretrieveRerank(reranker="not a reranker")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="Reranker protocol"):
+        OmniretrieveRerank(FakeEmbedder(8))  # type: ignore[arg-type]
     assert OmniretrieveRerank(reranker=FakeReranker()).model == FakeReranker().model_id
+
+
+def test_a_ready_reranker_is_accepted_where_a_name_is(mixed_folder: Path) -> None:
+    """``OmniretrieveRerank(FakeReranker())`` once failed with a TypeError about paths."""
+    fake = FakeReranker()
+    for rerank in (OmniretrieveRerank(fake, top_n=2), OmniretrieveRerank(reranker=fake, top_n=2)):
+        assert rerank.reranker is fake and rerank.model == "fake-reranker"
+        out = rerank.postprocess_nodes(mixed_nodes(mixed_folder), query_str="a red circle in the top left")
+        assert [n.node.node_id for n in out][0] == "t-red" and len(out) == 2
+
+
+def test_media_policy_applies_to_a_model_loaded_by_name(reranker_path: Path) -> None:
+    policy = MediaPolicy(allow_urls=True)
+    assert OmniretrieveRerank(reranker_path, device="cpu", media_policy=policy).media_policy is policy
+    assert OmniretrieveRerank(reranker_path, device="cpu").media_policy == MediaPolicy()
+    with pytest.raises(InvalidInputError, match="must be an omniretrieve.MediaPolicy"):
+        OmniretrieveRerank(reranker_path, media_policy=True)  # type: ignore[arg-type]
 
 
 def test_nodes_of_every_kind_become_the_right_items(mixed_folder: Path) -> None:

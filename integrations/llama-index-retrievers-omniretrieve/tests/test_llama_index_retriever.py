@@ -32,7 +32,7 @@ from llama_index.retrievers.omniretrieve import (
     document_to_node,
     metadata_filters_to_where,
 )
-from llama_index_testdata import SCENES, TEXTS, image_name
+from llama_index_retrievers_testdata import SCENES, TEXTS, image_name
 
 from omniretrieve.documents import Document
 from omniretrieve.errors import InvalidInputError, MediaNotFoundError
@@ -330,3 +330,24 @@ def test_images_read_without_readers_file_are_stored_as_images(
         assert s.count("image") == len(SCENES) and s.count("text") == len(TEXTS)
         stored = s.get([results[docs.index(png)].id])[0]  # type: ignore[list-item]
         assert stored is not None and stored.kind == "image" and stored.image == png.metadata["file_path"]
+
+
+def test_nodes_stored_by_the_vector_store_come_back_as_they_were(
+    tmp_path: Path, st_embedder: Any, mixed_folder: Path
+) -> None:
+    """A store filled through OmniretrieveVectorStore: the retriever returns LlamaIndex's own nodes."""
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo
+    from llama_index.vector_stores.omniretrieve import OmniretrieveVectorStore
+
+    image = ImageNode(id_="img", image_path=str(mixed_folder / image_name(*SCENES[0])), metadata={"k": 1})
+    text = TextNode(id_="txt", text="a red circle in the top left", metadata={"k": 2})
+    text.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id="doc-7")
+    vector_store = OmniretrieveVectorStore.from_params(model=st_embedder, persist_dir=tmp_path / "s")
+    vector_store.add([image, text])
+    nodes = {
+        n.node.node_id: n.node for n in OmniretrieveRetriever(vector_store.store).retrieve("a red circle")
+    }
+    assert isinstance(nodes["img"], ImageNode) and nodes["img"].image_path == image.image_path
+    assert nodes["img"].metadata == {"k": 1} and "_node_content" not in nodes["txt"].metadata
+    assert nodes["txt"].get_content() == text.text and nodes["txt"].ref_doc_id == "doc-7"
+    vector_store.close()

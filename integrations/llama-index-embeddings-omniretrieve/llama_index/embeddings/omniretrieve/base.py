@@ -12,14 +12,13 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.constants import DEFAULT_EMBED_BATCH_SIZE
 from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
 from llama_index.core.schema import ImageType
-from llama_index.embeddings.omniretrieve._items import given_component, image_item
+from llama_index.embeddings.omniretrieve.convert import image_item, resolve_model
 
-from omniretrieve.embedding import Embedder
-from omniretrieve.errors import InvalidInputError
-from omniretrieve.types import Text
+from omniretrieve import Embedder, InvalidInputError
+from omniretrieve.types import Text, describe
 
 if TYPE_CHECKING:
-    from omniretrieve.media import MediaLoader
+    from omniretrieve import MediaPolicy
 
 
 class OmniretrieveEmbedding(MultiModalEmbedding):
@@ -31,14 +30,15 @@ class OmniretrieveEmbedding(MultiModalEmbedding):
 
     Setup::
 
-        pip install llama-index-omniretrieve
+        pip install llama-index-embeddings-omniretrieve
 
-    Instantiate (a model id or local directory, or an existing omniretrieve ``Embedder``)::
+    Instantiate (a model id or local directory, or a ready omniretrieve ``Embedder``)::
 
         from llama_index.embeddings.omniretrieve import OmniretrieveEmbedding
 
+        embed_model = OmniretrieveEmbedding("demo")             # the demo model shipped with omniretrieve
         embed_model = OmniretrieveEmbedding("path/to/clip-model", device="cpu")
-        embed_model = OmniretrieveEmbedding(embedder=my_embedder)
+        embed_model = OmniretrieveEmbedding(my_embedder)        # e.g. load_embedder(...), FakeEmbedder()
 
     Embed::
 
@@ -53,30 +53,30 @@ class OmniretrieveEmbedding(MultiModalEmbedding):
         )
 
     Images given as a path, a URL, ``BytesIO`` or bytes are read by omniretrieve's ``MediaLoader``
-    under its media policy: URLs are refused unless ``allow_urls=True`` (or the given embedder's
-    loader allows them), and a query string is always embedded as text, never opened or fetched.
-    Text goes through the model's query or document prompt (queries: ``role="query"``).
+    under its media policy: URLs are refused unless the policy allows them
+    (``media_policy=MediaPolicy(allow_urls=True)``, or the given embedder's loader), and a query
+    string is always embedded as text, never opened or fetched. Text goes through the model's
+    query or document prompt (queries: ``role="query"``).
 
     The async methods run the model in a worker thread (``asyncio.to_thread``), so they never block
     the event loop and the sync methods never start one.
 
     Args:
         model_name: hub id or local directory of a sentence-transformers model (text and image,
-            e.g. a CLIP model). Not with ``embedder``.
-        embedder: an omniretrieve ``Embedder`` to use as it is (its own media loader and batching
-            apply). Not with ``model_name``, ``device``, ``allow_urls`` or ``media``.
+            e.g. a CLIP model; ``"demo"``: the demo model shipped with omniretrieve), or a ready
+            omniretrieve ``Embedder`` (as ``embedder=``).
+        embedder: a ready omniretrieve ``Embedder`` to use as it is (its own media loader and
+            batching apply). Not with ``model_name``, ``device`` or ``media_policy``.
         device: torch device to load the model on, e.g. ``"cpu"`` or ``"cuda"``; default: the best
             available.
-        allow_urls: let image URLs be fetched (through the media policy, which still refuses private
-            and loopback addresses). Default: refused.
-        media: an omniretrieve ``MediaLoader`` with your own policy (allowed roots, size caps,
-            hosts); overrides ``allow_urls``.
+        media_policy: the ``omniretrieve.MediaPolicy`` images are read under (allowed roots, size
+            caps, ``allow_urls``...); default: omniretrieve's safe default (no URLs).
         embed_batch_size: texts or images per model call.
         **kwargs: other ``BaseEmbedding`` settings (``callback_manager``, ``num_workers``...).
 
     Raises:
-        InvalidInputError: neither or both of ``model_name`` and ``embedder`` were given, or loading
-            options were given with an ``embedder``.
+        InvalidInputError: neither or both of a model name and an embedder were given, the object
+            given is not an ``Embedder``, or loading options were given with an embedder.
     """
 
     model_name: str = Field(
@@ -87,50 +87,33 @@ class OmniretrieveEmbedding(MultiModalEmbedding):
         default=None,
         description="Torch device the model was loaded on ('cpu', 'cuda', ...); None: the best available.",
     )
-    allow_urls: bool = Field(
-        default=False,
-        description="Whether image URLs may be fetched (under omniretrieve's media policy; for a given "
-        "embedder or reranker, what its media loader allows); default refused.",
-    )
 
     _embedder: Embedder = PrivateAttr()
 
     def __init__(
         self,
-        model_name: str | os.PathLike[str] | None = None,
+        model_name: str | os.PathLike[str] | Embedder | None = None,
         *,
         embedder: Embedder | None = None,
         device: str | None = None,
-        allow_urls: bool = False,
-        media: MediaLoader | None = None,
+        media_policy: MediaPolicy | None = None,
         embed_batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
         **kwargs: Any,
     ) -> None:
-        if (model_name is None) == (embedder is None):
-            raise InvalidInputError(
-                "OmniretrieveEmbedding", "give either model_name (a model id or path) or embedder, not both"
-            )
-        if embedder is not None:
-            name, allow_urls = given_component(
-                embedder, Embedder, role="embedder", device=device, allow_urls=allow_urls, media=media
-            )
-        else:
-            assert model_name is not None
-            name = os.fspath(model_name)
+        name, ready = resolve_model(
+            model_name,
+            embedder,
+            Embedder,
+            role="embedder",
+            options={"device": device, "media_policy": media_policy},
+        )
         settings: dict[str, Any] = {
             "model_name": name,
             "device": device,
-            "allow_urls": allow_urls,
             "embed_batch_size": embed_batch_size,
         }
         super().__init__(**settings, **kwargs)
-        if embedder is None:
-            from omniretrieve.embedding import load_embedder
-            from omniretrieve.media import MediaLoader, MediaPolicy
-
-            loader = media if media is not None else MediaLoader(MediaPolicy(allow_urls=allow_urls))
-            embedder = load_embedder(name, device=device, media=loader, batch_size=embed_batch_size)
-        self._embedder = embedder
+        self._embedder = ready if ready is not None else _load(name, device, media_policy, embed_batch_size)
 
     @classmethod
     def class_name(cls) -> str:
@@ -140,6 +123,11 @@ class OmniretrieveEmbedding(MultiModalEmbedding):
     def embedder(self) -> Embedder:
         """The omniretrieve embedder doing the work."""
         return self._embedder
+
+    @property
+    def media_policy(self) -> MediaPolicy | None:
+        """The policy the embedder reads images under (its media loader's)."""
+        return getattr(getattr(self._embedder, "media", None), "policy", None)
 
     @property
     def dimension(self) -> int:
@@ -182,6 +170,16 @@ class OmniretrieveEmbedding(MultiModalEmbedding):
 
     async def _aget_image_embeddings(self, img_file_paths: list[ImageType]) -> list[Embedding]:
         return await asyncio.to_thread(self._get_image_embeddings, img_file_paths)
+
+
+def _load(name: str, device: str | None, media_policy: MediaPolicy | None, batch_size: int) -> Embedder:
+    """Load a model by name (``omniretrieve.load_embedder``) with its media loader."""
+    from omniretrieve import MediaLoader, MediaPolicy, load_embedder
+
+    if media_policy is not None and not isinstance(media_policy, MediaPolicy):
+        raise InvalidInputError(describe(media_policy), "media_policy must be an omniretrieve.MediaPolicy")
+    media = MediaLoader(media_policy) if media_policy is not None else None
+    return load_embedder(name, device=device, media=media, batch_size=batch_size)
 
 
 def _as_lists(vectors: np.ndarray) -> list[Embedding]:

@@ -1,4 +1,14 @@
-"""LlamaIndex objects -> omniretrieve input items (shared by the embedding, retriever and reranker).
+"""Translations between LlamaIndex objects and omniretrieve's, shared by the omniretrieve LlamaIndex packages.
+
+The public conversion layer of the LlamaIndex integrations (``llama-index-embeddings-omniretrieve``
+ships it; the retriever, the reranker and the vector store depend on it):
+
+- nodes and query bundles -> omniretrieve items: :func:`node_item`, :func:`node_parts`,
+  :func:`query_item`, :func:`image_item`;
+- nodes <-> stored documents: :func:`node_metadata` (a node as store metadata, the node itself
+  kept as LlamaIndex's vector stores keep it) and :func:`document_to_node` (back again);
+- ``MetadataFilters`` -> omniretrieve's ``where`` filter: :func:`metadata_filters_to_where`;
+- a model name or a ready embedder / reranker: :func:`resolve_model`.
 
 Every translation keeps omniretrieve's safety rule: a string becomes media only when LlamaIndex
 says it is one (an ``image_path``, ``image_url`` or image resource), and a media source is never
@@ -11,14 +21,44 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+import mimetypes
 import os
+from collections.abc import Mapping, Sequence
 from io import BytesIO
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from llama_index.core.schema import BaseNode, ImageNode, MediaResource, MetadataMode, Node, QueryBundle
+from llama_index.core.schema import (
+    BaseNode,
+    ImageNode,
+    MediaResource,
+    MetadataMode,
+    Node,
+    QueryBundle,
+    TextNode,
+)
+from llama_index.core.vector_stores.types import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+)
+from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
-from omniretrieve.errors import InvalidInputError
+from omniretrieve import InvalidInputError
 from omniretrieve.types import Audio, Combined, Image, ItemInput, Text, Video, describe
+
+if TYPE_CHECKING:
+    from omniretrieve.documents import Document
+
+logger = logging.getLogger(__name__)
+
+NODE_CONTENT_KEY = "_node_content"
+"""The metadata key under which LlamaIndex's vector stores keep a node's JSON (its text left out)."""
+
+REF_DOC_ID_KEY = "ref_doc_id"
+"""The metadata key holding a node's source document id (``"None"`` when it has none), as LlamaIndex writes it."""
 
 
 def image_item(image: Any, *, name: str = "image") -> Image:
@@ -190,33 +230,250 @@ def query_item(query_bundle: QueryBundle) -> ItemInput:
     return Text(text)
 
 
-def given_component(
-    component: Any, protocol: type[Any], *, role: str, device: Any, allow_urls: bool, media: Any
-) -> tuple[str, bool]:
-    """Check a ready-made embedder or reranker handed to an adapter instead of a model name.
+def resolve_model(
+    model: Any, component: Any, protocol: type[Any], *, role: str, options: Mapping[str, Any]
+) -> tuple[str, Any]:
+    """Tell a model name from a ready-made embedder or reranker, given positionally or by keyword.
 
-    Loading options (``device``, ``allow_urls``, ``media``) apply to a model loaded by name only.
+    ``model`` may be a name (a hub id or directory: ``str`` or path) or a ready object; a ready
+    object may also come as ``component`` (the ``embedder=`` / ``reranker=`` keyword). Loading
+    options (``options``: ``device``, ``media_policy``...) apply to a model loaded by name only.
 
     Returns:
-        The component's ``model_id`` and whether its media loader fetches URLs (the adapter's
-        ``model_name``/``model`` and ``allow_urls`` settings).
+        ``(name, None)`` for a name; ``(component.model_id, component)`` for a ready object.
 
     Raises:
-        InvalidInputError: the component does not implement ``protocol``, or loading options were
-            given with it.
+        InvalidInputError: neither or both were given, the object does not implement
+            ``protocol``, or loading options were given with a ready object.
     """
+    if component is None and model is not None and not isinstance(model, (str, os.PathLike)):
+        model, component = None, model
+    if (model is None) == (component is None):
+        raise InvalidInputError(
+            role, f"give either a model name (a hub id or directory) or a ready {role}, not both"
+        )
+    if component is None:
+        return os.fspath(model), None
     if not isinstance(component, protocol):
         raise InvalidInputError(
-            describe(component), f"{role} must implement omniretrieve's {protocol.__name__} protocol"
+            describe(component),
+            f"give a model name (a hub id or directory) or a ready {role} implementing omniretrieve's "
+            f"{protocol.__name__} protocol",
         )
-    extra = [
-        name
-        for name, value in (("device", device), ("allow_urls", allow_urls or None), ("media", media))
-        if value is not None
-    ]
+    extra = sorted(name for name, value in options.items() if value is not None)
     if extra:
         raise InvalidInputError(
             f"{extra}", f"these options apply when loading a model by name; configure the {role} instead"
         )
-    policy = getattr(getattr(component, "media", None), "policy", None)
-    return str(component.model_id), bool(getattr(policy, "allow_urls", False))
+    return str(component.model_id), component
+
+
+# -- filters ---------------------------------------------------------------------------------
+
+_OPERATORS: dict[FilterOperator, str] = {
+    FilterOperator.EQ: "$eq",
+    FilterOperator.NE: "$ne",
+    FilterOperator.GT: "$gt",
+    FilterOperator.GTE: "$gte",
+    FilterOperator.LT: "$lt",
+    FilterOperator.LTE: "$lte",
+    FilterOperator.IN: "$in",
+    FilterOperator.NIN: "$nin",
+    FilterOperator.CONTAINS: "$contains",
+}
+"""LlamaIndex filter operators with a direct equivalent in omniretrieve's (Chroma's) filter language."""
+
+
+def metadata_filters_to_where(filters: MetadataFilters | None) -> dict[str, Any] | None:
+    """Translate LlamaIndex ``MetadataFilters`` into omniretrieve's ``where`` filter.
+
+    ``==``, ``!=``, ``>``, ``>=``, ``<``, ``<=``, ``in``, ``nin`` and ``contains`` map to ``$eq``,
+    ``$ne``, ``$gt``, ``$gte``, ``$lt``, ``$lte``, ``$in``, ``$nin`` and ``$contains``; ``any`` and
+    ``all`` (a list metadata value holding any / all of the given values) to an ``$or`` / ``$and``
+    of ``$contains``. Conditions ``and`` and ``or`` nest as ``$and`` / ``$or``.
+
+    Raises:
+        InvalidInputError: an operator or condition with no equivalent (``text_match``,
+            ``text_match_insensitive``, ``is_empty``, the ``not`` condition): the message names it.
+    """
+    if filters is None or not filters.filters:
+        return None
+    condition = filters.condition or FilterCondition.AND
+    if condition not in (FilterCondition.AND, FilterCondition.OR):
+        raise InvalidInputError(
+            f"MetadataFilters(condition={condition.value!r})",
+            "omniretrieve's filters have no 'not'; use the != or nin operators instead",
+        )
+    clauses = [
+        clause
+        for clause in (
+            metadata_filters_to_where(f) if isinstance(f, MetadataFilters) else _clause(f)
+            for f in filters.filters
+        )
+        if clause
+    ]
+    return join_where(clauses, f"${condition.value}")
+
+
+def join_where(clauses: Sequence[dict[str, Any] | None], operator: str = "$and") -> dict[str, Any] | None:
+    """Join ``where`` filters with ``$and`` (or ``$or``); ``None`` and empty filters are left out."""
+    present = [c for c in clauses if c]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else {operator: present}
+
+
+def _clause(f: MetadataFilter) -> dict[str, Any]:
+    operator = FilterOperator(f.operator)
+    if operator in _OPERATORS:
+        value = list(f.value) if isinstance(f.value, (list, tuple)) else f.value
+        return {f.key: {_OPERATORS[operator]: value}}
+    if operator in (FilterOperator.ANY, FilterOperator.ALL):
+        values = f.value if isinstance(f.value, (list, tuple)) else [f.value]
+        if not values:
+            raise InvalidInputError(
+                f"MetadataFilter({f.key!r}, {operator.value!r})", "takes a non-empty list"
+            )
+        join = "$or" if operator == FilterOperator.ANY else "$and"
+        parts = [{f.key: {"$contains": v}} for v in values]
+        return parts[0] if len(parts) == 1 else {join: parts}
+    raise InvalidInputError(
+        f"MetadataFilter({f.key!r}, {operator.value!r})",
+        f"the operator {operator.value!r} has no equivalent in omniretrieve's filters; use one of "
+        f"{[o.value for o in (*_OPERATORS, FilterOperator.ANY, FilterOperator.ALL)]}",
+    )
+
+
+# -- nodes <-> stored documents --------------------------------------------------------------
+
+
+def node_metadata(node: BaseNode) -> dict[str, Any]:
+    """A node as the metadata of its stored document, as LlamaIndex's vector stores keep nodes.
+
+    The caller's metadata, plus the node itself as JSON without its text (``_node_content``, the
+    text is the document's own), its class (``_node_type``) and its source document's id
+    (``ref_doc_id``, ``doc_id``, ``document_id``: ``"None"`` when it has none), so that
+    :func:`document_to_node` gives the same node back and ``ref_doc_id`` can be filtered on. Keys
+    with ``None`` values are left out (Chroma stores no ``None``).
+    """
+    metadata = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
+    return {key: value for key, value in metadata.items() if value is not None}
+
+
+def file_source(metadata: Mapping[str, Any]) -> str | None:
+    """The ``file://`` URI of a LlamaIndex reader's ``file_path`` metadata, if there is one."""
+    path = metadata.get("file_path")
+    if not isinstance(path, str) or not path:
+        return None
+    try:
+        return Path(path).resolve().as_uri()
+    except (OSError, ValueError):
+        return None
+
+
+def document_to_node(document: Document) -> BaseNode:
+    """A stored document as a LlamaIndex node, with its id and the caller's metadata.
+
+    A document stored from a LlamaIndex node (it carries the node's JSON, see :func:`node_metadata`)
+    comes back as that node, its text restored; a medium LlamaIndex does not serialise (the
+    ``data`` of a ``MediaResource``: an image given in memory) is referenced by the store's copy
+    when it kept one (``copy_media=True``). Any other document is built from its parts:
+    text -> ``TextNode``; image (with or without text) -> ``ImageNode`` with ``image_path`` (a
+    local file) or ``image_url`` and the image's MIME type; anything with audio or video ->
+    ``Node`` with ``audio_resource`` / ``video_resource`` (and text and image resources).
+    """
+    metadata = dict(document.metadata)
+    if isinstance(metadata.get(NODE_CONTENT_KEY), str):
+        try:
+            return _with_stored_media(metadata_dict_to_node(metadata, text=document.text), document)
+        except ValueError as exc:  # not a node's JSON after all: fall back to the parts
+            logger.warning(
+                "document %r: %s is not a LlamaIndex node (%s)", document.id, NODE_CONTENT_KEY, exc
+            )
+    parts = set(document.parts)
+    if parts <= {"text"}:
+        return TextNode(id_=document.id, text=document.text or "", metadata=metadata)
+    if parts <= {"text", "image"}:
+        path, url = _path_or_url(document.image)
+        return ImageNode(
+            id_=document.id,
+            text=document.text or "",
+            image_path=path,
+            image_url=url,
+            image_mimetype=_mimetype(document.image, metadata, "image"),
+            metadata=metadata,
+        )
+    resources: dict[str, Any] = {"metadata": metadata}
+    if document.text is not None:
+        resources["text_resource"] = MediaResource(text=document.text)
+    for modality in ("image", "audio", "video"):
+        reference = getattr(document, modality)
+        if reference is not None:
+            path, url = _path_or_url(reference)
+            fields: dict[str, Any] = {
+                "path": path,
+                "url": url,
+                "mimetype": _mimetype(reference, metadata, modality),
+            }
+            resources[f"{modality}_resource"] = MediaResource(**fields)
+    return Node(id_=document.id, **resources)
+
+
+def _with_stored_media(node: BaseNode, document: Document) -> BaseNode:
+    """Point a node's media that have no source left (in-memory data is not serialised) at the store's copies."""
+    if isinstance(node, ImageNode):
+        if document.image is not None and not (node.image or node.image_path or node.image_url):
+            node.image_path, node.image_url = _path_or_url(document.image)
+        return node
+    if isinstance(node, Node):
+        for modality in ("image", "audio", "video"):
+            reference = getattr(document, modality)
+            resource: MediaResource | None = getattr(node, f"{modality}_resource")
+            if reference is None or (
+                resource is not None and (resource.data or resource.path or resource.url)
+            ):
+                continue
+            path, url = _path_or_url(reference)
+            fields: dict[str, Any] = {
+                "path": path,
+                "url": url,
+                "mimetype": resource.mimetype if resource is not None else None,
+            }
+            setattr(node, f"{modality}_resource", MediaResource(**fields))
+    return node
+
+
+def _path_or_url(reference: str | None) -> tuple[str | None, str | None]:
+    if reference is None:
+        return None, None
+    if reference.lower().startswith(("http://", "https://")):
+        return None, reference
+    return reference, None
+
+
+def _mimetype(reference: str | None, metadata: dict[str, Any], modality: str) -> str | None:
+    """The MIME type of a media reference: ``file_type`` metadata (set by LlamaIndex readers), else a guess."""
+    declared = metadata.get("file_type")
+    if isinstance(declared, str) and declared.startswith(f"{modality}/"):
+        return declared
+    if reference is None:
+        return None
+    guessed, _ = mimetypes.guess_type(reference.split("?")[0])
+    return guessed if guessed and guessed.startswith(f"{modality}/") else None
+
+
+__all__ = [
+    "NODE_CONTENT_KEY",
+    "REF_DOC_ID_KEY",
+    "document_to_node",
+    "file_source",
+    "image_item",
+    "join_where",
+    "metadata_filters_to_where",
+    "node_image_source",
+    "node_item",
+    "node_metadata",
+    "node_parts",
+    "query_item",
+    "resolve_model",
+]

@@ -12,14 +12,13 @@ from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
-from llama_index.embeddings.omniretrieve._items import given_component, node_item, query_item
+from llama_index.embeddings.omniretrieve.convert import node_item, query_item, resolve_model
 
-from omniretrieve.errors import InvalidInputError, OmniretrieveError
-from omniretrieve.rerank import Reranker
-from omniretrieve.types import ItemInput
+from omniretrieve import InvalidInputError, OmniretrieveError, Reranker
+from omniretrieve.types import ItemInput, describe
 
 if TYPE_CHECKING:
-    from omniretrieve.media import MediaLoader
+    from omniretrieve import MediaPolicy
 
 logger = logging.getLogger(__name__)
 dispatcher = instrument.get_dispatcher(__name__)
@@ -37,14 +36,14 @@ class OmniretrieveRerank(BaseNodePostprocessor):
 
     Setup::
 
-        pip install llama-index-omniretrieve
+        pip install llama-index-postprocessor-omniretrieve-rerank
 
-    Instantiate (a cross-encoder id or local directory, or an existing omniretrieve ``Reranker``)::
+    Instantiate (a cross-encoder id or local directory, or a ready omniretrieve ``Reranker``)::
 
         from llama_index.postprocessor.omniretrieve_rerank import OmniretrieveRerank
 
         rerank = OmniretrieveRerank("path/to/multimodal-reranker", top_n=5)
-        rerank = OmniretrieveRerank(reranker=my_reranker, top_n=5)
+        rerank = OmniretrieveRerank(my_reranker, top_n=5)   # e.g. CrossEncoderReranker(...), FakeReranker()
 
     Use it after any retriever, e.g. in a query engine::
 
@@ -54,18 +53,18 @@ class OmniretrieveRerank(BaseNodePostprocessor):
     Nodes the reranker could not score (an image that would not load, a modality the model does
     not read) follow the scored ones in their incoming order, with ``score=None``; the reason is
     logged. Images are read by omniretrieve's ``MediaLoader`` under its policy: an ``image_url`` is
-    fetched only when URLs are allowed (``allow_urls=True`` or the given reranker's loader), never
-    by LlamaIndex's ``resolve_image``.
+    fetched only when the policy allows URLs (``media_policy=MediaPolicy(allow_urls=True)`` or the
+    given reranker's loader), never by LlamaIndex's ``resolve_image``.
 
     Args:
-        model: hub id or local directory of a sentence-transformers ``CrossEncoder``. Not with
-            ``reranker``.
-        reranker: an omniretrieve ``Reranker`` to use as it is. Not with ``model``, ``device``,
-            ``allow_urls`` or ``media``.
+        model: hub id or local directory of a sentence-transformers ``CrossEncoder``, or a ready
+            omniretrieve ``Reranker`` (as ``reranker=``).
+        reranker: a ready omniretrieve ``Reranker`` to use as it is. Not with ``model``, ``device``
+            or ``media_policy``.
         top_n: keep the best ``top_n`` nodes; ``None`` keeps them all, reordered.
         device: torch device to load the model on; default: the best available.
-        allow_urls: let image URLs be fetched (under the media policy). Default: refused.
-        media: an omniretrieve ``MediaLoader`` with your own policy; overrides ``allow_urls``.
+        media_policy: the ``omniretrieve.MediaPolicy`` images are read under; default:
+            omniretrieve's safe default (no URLs).
         metadata_mode: how a node's metadata joins its text for scoring; default
             ``MetadataMode.NONE`` (the text alone).
         keep_retrieval_score: store each node's previous score in its metadata as
@@ -73,8 +72,9 @@ class OmniretrieveRerank(BaseNodePostprocessor):
         **kwargs: other ``BaseNodePostprocessor`` settings (``callback_manager``).
 
     Raises:
-        InvalidInputError: neither or both of ``model`` and ``reranker`` were given, loading options
-            were given with a ``reranker``, or ``top_n`` is not a positive int.
+        InvalidInputError: neither or both of a model name and a reranker were given, the object
+            given is not a ``Reranker``, loading options were given with a reranker, or ``top_n``
+            is not a positive int.
     """
 
     model: str = Field(
@@ -86,11 +86,6 @@ class OmniretrieveRerank(BaseNodePostprocessor):
     )
     device: str | None = Field(
         default=None, description="Torch device the model was loaded on; None: the best available."
-    )
-    allow_urls: bool = Field(
-        default=False,
-        description="Whether image URLs may be fetched (under omniretrieve's media policy; for a given "
-        "embedder or reranker, what its media loader allows); default refused.",
     )
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.NONE,
@@ -105,46 +100,34 @@ class OmniretrieveRerank(BaseNodePostprocessor):
 
     def __init__(
         self,
-        model: str | os.PathLike[str] | None = None,
+        model: str | os.PathLike[str] | Reranker | None = None,
         *,
         reranker: Reranker | None = None,
         top_n: int | None = None,
         device: str | None = None,
-        allow_urls: bool = False,
-        media: MediaLoader | None = None,
+        media_policy: MediaPolicy | None = None,
         metadata_mode: MetadataMode = MetadataMode.NONE,
         keep_retrieval_score: bool = False,
         **kwargs: Any,
     ) -> None:
-        if (model is None) == (reranker is None):
-            raise InvalidInputError(
-                "OmniretrieveRerank", "give either model (a model id or path) or reranker, not both"
-            )
+        name, ready = resolve_model(
+            model,
+            reranker,
+            Reranker,
+            role="reranker",
+            options={"device": device, "media_policy": media_policy},
+        )
         if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
             raise InvalidInputError(f"top_n={top_n!r}", "top_n must be None or a positive int")
-        if reranker is not None:
-            name, allow_urls = given_component(
-                reranker, Reranker, role="reranker", device=device, allow_urls=allow_urls, media=media
-            )
-        else:
-            assert model is not None
-            name = os.fspath(model)
         settings: dict[str, Any] = {
             "model": name,
             "top_n": top_n,
             "device": device,
-            "allow_urls": allow_urls,
             "metadata_mode": metadata_mode,
             "keep_retrieval_score": keep_retrieval_score,
         }
         super().__init__(**settings, **kwargs)
-        if reranker is None:
-            from omniretrieve.media import MediaLoader, MediaPolicy
-            from omniretrieve.rerank import CrossEncoderReranker
-
-            loader = media if media is not None else MediaLoader(MediaPolicy(allow_urls=allow_urls))
-            reranker = CrossEncoderReranker(name, device=device, media=loader)
-        self._reranker = reranker
+        self._reranker = ready if ready is not None else _load(name, device, media_policy)
 
     @classmethod
     def class_name(cls) -> str:
@@ -154,6 +137,11 @@ class OmniretrieveRerank(BaseNodePostprocessor):
     def reranker(self) -> Reranker:
         """The omniretrieve reranker doing the work."""
         return self._reranker
+
+    @property
+    def media_policy(self) -> MediaPolicy | None:
+        """The policy the reranker reads images under (its media loader's)."""
+        return getattr(getattr(self._reranker, "media", None), "policy", None)
 
     @dispatcher.span
     def _postprocess_nodes(
@@ -215,3 +203,13 @@ class OmniretrieveRerank(BaseNodePostprocessor):
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
         return reranked
+
+
+def _load(name: str, device: str | None, media_policy: MediaPolicy | None) -> Reranker:
+    """Load a cross-encoder by name with its media loader."""
+    from omniretrieve import CrossEncoderReranker, MediaLoader, MediaPolicy
+
+    if media_policy is not None and not isinstance(media_policy, MediaPolicy):
+        raise InvalidInputError(describe(media_policy), "media_policy must be an omniretrieve.MediaPolicy")
+    media = MediaLoader(media_policy) if media_policy is not None else None
+    return CrossEncoderReranker(name, device=device, media=media)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.schema import BaseNode
-from llama_index.embeddings.omniretrieve._items import node_item
+from llama_index.embeddings.omniretrieve.convert import file_source, node_item
 
-from omniretrieve.errors import InvalidInputError, OmniretrieveError
+from omniretrieve import InvalidInputError, OmniretrieveError
 from omniretrieve.types import ItemInput, describe
 
 if TYPE_CHECKING:
-    from omniretrieve.store import Store, WriteResult
+    from omniretrieve import Store, WriteResult
 
 
 def add_documents(
@@ -59,7 +58,7 @@ def add_documents(
     Raises:
         InvalidInputError: ``documents`` is not a sequence of LlamaIndex nodes.
     """
-    from omniretrieve.store import WriteResult
+    from omniretrieve import WriteResult
 
     if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
         raise InvalidInputError(describe(documents), "pass a list of LlamaIndex documents or nodes")
@@ -82,7 +81,7 @@ def add_documents(
         positions.append(position)
         ids.append(node.node_id if use_node_ids else None)
         metadatas.append({k: v for k, v in node.metadata.items() if v is not None})
-        sources.append(_source(node.metadata))
+        sources.append(file_source(node.metadata))
     write = store.upsert if upsert else store.add
     written = (
         write(items, ids=ids, metadatas=metadatas, sources=sources, show_progress=show_progress)
@@ -91,14 +90,3 @@ def add_documents(
     )
     results = [WriteResult(positions[r.index], r.id, r.status, r.error) for r in written] + failed
     return sorted(results, key=lambda r: r.index)
-
-
-def _source(metadata: dict[str, Any]) -> str | None:
-    """The ``file://`` URI of a LlamaIndex reader's ``file_path`` metadata, if there is one."""
-    path = metadata.get("file_path")
-    if not isinstance(path, str) or not path:
-        return None
-    try:
-        return Path(path).resolve().as_uri()
-    except (OSError, ValueError):
-        return None

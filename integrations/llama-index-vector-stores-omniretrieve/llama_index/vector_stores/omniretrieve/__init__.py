@@ -1,0 +1,3 @@
+from llama_index.vector_stores.omniretrieve.base import OmniretrieveVectorStore
+
+__all__ = ["OmniretrieveVectorStore"]
