@@ -95,6 +95,32 @@ def kind_of(item: ItemInput) -> Kind:
     return normalized.modality
 
 
+def check_text(value: str, name: str) -> str:
+    r"""``value`` when it can be stored: valid Unicode, so that it encodes to UTF-8.
+
+    A ``str`` may hold lone surrogates (``"bad \ud800"``, from a badly decoded file or
+    ``os.fsdecode``); hashing, Chroma and JSON would all fail on it.
+
+    Args:
+        value: The text.
+        name: How to name the input in errors.
+
+    Raises:
+        InvalidInputError: the text holds a lone surrogate.
+    """
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            name,
+            f"is not valid Unicode (a lone surrogate {value[exc.start]!r} at position {exc.start}); "
+            "decode the source with errors='replace' or remove the character",
+        ) from None
+    return value
+
+
 def validate_metadata(
     metadata: Mapping[str, Any] | None, *, name: str = "metadata"
 ) -> dict[str, MetadataValue]:
@@ -117,6 +143,7 @@ def validate_metadata(
     for key, value in metadata.items():
         if not isinstance(key, str) or not key:
             raise InvalidInputError(name, f"metadata key {key!r} must be a non-empty str")
+        check_text(key, f"{name} key {key!r}")
         if key.startswith(RESERVED_PREFIXES) or key.startswith("$"):
             raise InvalidInputError(
                 name,
@@ -128,7 +155,9 @@ def validate_metadata(
 
 
 def _check_scalar(name: str, key: str, value: Any) -> ScalarValue:
-    if isinstance(value, bool | str | int):
+    if isinstance(value, str):
+        return check_text(value, f"{name} {key!r}")
+    if isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -203,6 +232,7 @@ def _media_digest(part: Image | Audio | Video, reader: ByteReader) -> str:
 
 
 def _text_digest(text: str) -> str:
+    check_text(text, describe(Text(text)))
     return hashlib.sha256(b"text\0" + text.encode("utf-8")).hexdigest()
 
 
@@ -296,6 +326,11 @@ class Document:
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
             raise InvalidInputError("Document.id", "a document id must be a non-empty str")
+        check_text(self.id, f"Document.id {self.id!r}")
+        for label in ("text", "source", "image", "audio", "video"):
+            value = getattr(self, label)
+            if isinstance(value, str):
+                check_text(value, f"Document({self.id!r}).{label} {describe(value)}")
         if not self.parts or any(p not in MODALITIES for p in self.parts):
             raise InvalidInputError(
                 "Document.parts", f"{self.parts!r}: parts must name modalities {list(MODALITIES)}"
@@ -440,6 +475,7 @@ __all__ = [
     "Metadata",
     "MetadataValue",
     "SearchHit",
+    "check_text",
     "content_sha256",
     "kind_of",
     "kind_of_modalities",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union
@@ -156,12 +157,36 @@ def is_pil_image(value: object) -> bool:
     return pil is not None and isinstance(value, pil.Image)
 
 
+_ORIGINS: weakref.WeakKeyDictionary[Image | Audio | Video, str] = weakref.WeakKeyDictionary()
+"""Media parts read into memory from a path or URL -> that path or URL, for messages."""
+
+
+def read_into(part: Image | Audio | Video, data: bytes) -> Image | Audio | Video:
+    """A copy of a media part holding ``data`` (its source read into bytes) in place of its path or URL.
+
+    Messages about the copy still name the path or URL it was read from (:func:`describe`).
+    """
+    copy: Image | Audio | Video = (
+        Audio(data, sampling_rate=part.sampling_rate) if isinstance(part, Audio) else type(part)(data)
+    )
+    source = part.source
+    _ORIGINS[copy] = _ORIGINS.get(part) or (
+        os.fspath(source) if isinstance(source, str | os.PathLike) else describe(source)  # type: ignore[arg-type]
+    )
+    return copy
+
+
 def describe(value: object, limit: int = 80) -> str:
-    """A short, safe description of an input, for error messages."""
+    """A short, safe description of an input, for error messages.
+
+    A media part names its path or URL (truncated), also once its bytes were read into memory.
+    """
     if isinstance(value, Text):
         return f"Text({describe(value.text, limit)})"
     if isinstance(value, (Image, Audio, Video)):
-        return f"{type(value).__name__}({describe(value.source, limit)})"
+        origin = _ORIGINS.get(value)
+        shown = describe(origin, limit) if origin is not None else describe(value.source, limit)
+        return f"{type(value).__name__}({shown})"
     if isinstance(value, Combined):
         return f"Combined({', '.join(value.modalities)})"
     if isinstance(value, str):
@@ -229,6 +254,9 @@ def as_item(value: ItemInput) -> NormalizedItem:
         if text is not None and not isinstance(text, str):
             raise InvalidInputError(describe(text), "the 'text' part of a dict item must be a str")
         parts = {k: _wrap_media(k, v) for k, v in value.items() if k != "text" and v is not None}
+        if text is None and not parts:
+            shown = "{}" if not value else f"a dict with only None values (keys {sorted(value)})"
+            raise InvalidInputError(shown, "an empty dict: give text, image, audio or video")
         if text is not None and not parts:
             return _check_text(Text(text))
         if text is None and len(parts) == 1:
@@ -284,4 +312,5 @@ __all__ = [
     "describe",
     "is_pil_image",
     "modality_of",
+    "read_into",
 ]

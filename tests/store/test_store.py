@@ -146,7 +146,7 @@ def test_chroma_failure_is_isolated_to_the_bad_item(store: Store, monkeypatch: p
 
     def flaky(**kwargs: Any) -> Any:
         if "poison" in kwargs["documents"]:
-            raise RuntimeError("refused")
+            raise ValueError("refused")  # a validation refusal: only this item fails
         return original(**kwargs)
 
     monkeypatch.setattr(col, "add", flaky)

@@ -166,6 +166,10 @@ class BaseEmbedder(ABC):
         """Last change to loaded audio before the model sees it (a subclass may crop it)."""
         return samples
 
+    def _prepare_text(self, text: str) -> str:
+        """Last change to a text before the model sees it (a subclass cuts what it cannot read)."""
+        return text
+
     # -- the loader ----------------------------------------------------------------------------
 
     @property
@@ -349,7 +353,7 @@ class BaseEmbedder(ABC):
     def _load_single(self, part: Text | Image | Audio | Video) -> Any:
         # The loader takes the wrapper itself, so its errors name the input as the user wrote it.
         if isinstance(part, Text):
-            return part.text
+            return self._prepare_text(part.text)
         if isinstance(part, Image):
             min_side = self.image_min_side
             if min_side is None:

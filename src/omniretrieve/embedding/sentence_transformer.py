@@ -18,7 +18,9 @@ from omniretrieve.models import (
     image_min_side,
     instance_model_id,
     load_kwargs,
+    max_text_chars,
     refuse_loading_options,
+    truncate_text,
     video_num_frames,
 )
 from omniretrieve.types import MODALITIES, Modality, Role, describe
@@ -156,6 +158,7 @@ class SentenceTransformerEmbedder(BaseEmbedder):
                 fn,
             )
         self._native: dict[tuple[Modality, ...], bool] = {}
+        self._text_limit: int | None = None
 
     # -- description ---------------------------------------------------------------------------
 
@@ -221,6 +224,16 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         return self._native[modalities]
 
     # -- encoding ------------------------------------------------------------------------------
+
+    def _prepare_text(self, text: str) -> str:
+        """Cut a text to what the model can read before it is tokenised (see :func:`~omniretrieve.models.truncate_text`).
+
+        Tokenisers process the whole string before truncating; the cut bounds their time and memory
+        by the model's input size, not the text's.
+        """
+        if self._text_limit is None:
+            self._text_limit = max_text_chars(self._model)
+        return truncate_text(self._model, text, self._text_limit)
 
     def _prepare_audio(self, samples: np.ndarray) -> np.ndarray:
         """Crop clips longer than the model's window to their start (see :func:`~omniretrieve.models.crop_audio_to_window`)."""

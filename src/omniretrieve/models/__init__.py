@@ -28,17 +28,23 @@ from omniretrieve.models.loading import (
     torch_dtype,
 )
 from omniretrieve.models.preprocessing import (
+    CHARS_PER_TOKEN_BOUND,
     DEFAULT_AUDIO_SAMPLING_RATE,
     DEFAULT_VIDEO_FRAMES,
     audio_sampling_rate,
     crop_audio_to_window,
     image_min_side,
+    max_text_chars,
     processor_min_side,
     processor_of,
+    truncate_text,
     video_num_frames,
 )
 
 __all__ = [
+    "CHARS_PER_TOKEN_BOUND",
+    "max_text_chars",
+    "truncate_text",
     "DEFAULT_AUDIO_SAMPLING_RATE",
     "DEFAULT_VIDEO_FRAMES",
     "audio_sampling_rate",

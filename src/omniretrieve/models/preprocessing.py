@@ -25,6 +25,15 @@ DEFAULT_AUDIO_SAMPLING_RATE = 16_000
 DEFAULT_VIDEO_FRAMES = 8
 """Frames sampled (evenly) from each video when neither the model's processor nor its config names a number."""
 
+CHARS_PER_TOKEN_BOUND = 32
+"""Characters a single token covers at most, generously: a text is cut to the model's max tokens
+times this before it is tokenised. Tokenisers process the whole string before truncating (a 5 MB
+text cost seconds and over a GiB for a model reading 64 tokens); no real tokeniser makes a token
+of more than a few dozen characters, so the cut never changes what the model reads."""
+
+DEFAULT_MAX_TEXT_CHARS = 1 << 20
+"""The character cut when the model names no token limit (1 Mi characters)."""
+
 _SIZE_FIELDS = (
     "shortest_edge",
     "height",
@@ -119,6 +128,39 @@ def processor_min_side(image_processor: Any) -> int | None:
     return None
 
 
+def max_tokens(model: Any) -> int | None:
+    """The most tokens the model reads of a text: ``max_seq_length``, else the tokenizer's limit."""
+    processor = processor_of(model)
+    tokenizer = getattr(processor, "tokenizer", None) or processor
+    for value in (
+        getattr(model, "max_seq_length", None),
+        getattr(model, "max_length", None),
+        getattr(tokenizer, "model_max_length", None),
+    ):
+        # transformers uses a huge sentinel (1e30) for "no limit"
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1_000_000:
+            return value
+    return None
+
+
+def max_text_chars(model: Any) -> int:
+    """How many characters of a text can matter to the model (:data:`CHARS_PER_TOKEN_BOUND` per token)."""
+    tokens = max_tokens(model)
+    return DEFAULT_MAX_TEXT_CHARS if tokens is None else tokens * CHARS_PER_TOKEN_BOUND
+
+
+def truncate_text(model: Any, text: str, limit: int | None = None) -> str:
+    """``text`` cut to the characters the model can read (see :func:`max_text_chars`), before tokenising.
+
+    Args:
+        model: The loaded model.
+        text: The text.
+        limit: The cut, when already known (:func:`max_text_chars`).
+    """
+    cut = max_text_chars(model) if limit is None else limit
+    return text if len(text) <= cut else text[:cut]
+
+
 def crop_audio_to_window(model: Any, samples: np.ndarray) -> np.ndarray:
     """Crop a clip longer than the model's audio window to its start; other clips are returned as they are.
 
@@ -134,12 +176,17 @@ def crop_audio_to_window(model: Any, samples: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
+    "CHARS_PER_TOKEN_BOUND",
     "DEFAULT_AUDIO_SAMPLING_RATE",
+    "DEFAULT_MAX_TEXT_CHARS",
     "DEFAULT_VIDEO_FRAMES",
     "audio_sampling_rate",
     "crop_audio_to_window",
     "image_min_side",
+    "max_text_chars",
+    "max_tokens",
     "processor_min_side",
     "processor_of",
+    "truncate_text",
     "video_num_frames",
 ]

@@ -17,6 +17,7 @@ from omniretrieve.models import (
     instance_model_id,
     load_kwargs,
     refuse_loading_options,
+    truncate_text,
     video_num_frames,
 )
 from omniretrieve.rerank.protocol import RerankResult, UnsupportedPolicy
@@ -266,12 +267,13 @@ class CrossEncoderReranker:
         1-D float32 audio, uint8 frames).
         """
         if isinstance(item, Text):
-            return {"text": item.text} if self._chat else item.text
+            text = truncate_text(self.model, item.text)  # bounds the tokeniser by the model's input size
+            return {"text": text} if self._chat else text
         if isinstance(item, (Image, Audio, Video)):
             return self._load(item)
         parts: dict[str, Any] = {}
         if item.text is not None:
-            parts["text"] = item.text
+            parts["text"] = truncate_text(self.model, item.text)
         for media in (item.image, item.audio, item.video):
             if media is not None:
                 parts[media.modality] = self._load(media)

@@ -13,6 +13,8 @@ between the two lives here:
 
 from __future__ import annotations
 
+import errno
+import functools
 import logging
 import os
 import threading
@@ -23,7 +25,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from omniretrieve.errors import InvalidInputError, StoreConnectionError, StoreError, StoreLockedError, require
+from omniretrieve.errors import (
+    InvalidInputError,
+    OmniretrieveError,
+    StoreConnectionError,
+    StoreError,
+    StoreLockedError,
+    require,
+)
 from omniretrieve.store._lock import DirectoryLock
 
 logger = logging.getLogger(__name__)
@@ -67,11 +76,21 @@ class Backend(ABC):
         return {col.name: dict(col.metadata or {}) for col in self.client.list_collections()}
 
     def get_collection(self, name: str) -> Any | None:
-        """The collection ``name``, or ``None`` when it does not exist."""
+        """The collection ``name``, or ``None`` when it does not exist.
+
+        Raises:
+            StoreError: any other failure (a dead server is not a missing collection).
+        """
         try:
             return self.client.get_collection(name, embedding_function=None)
-        except Exception:
-            return None
+        except ChromaRefusal as exc:
+            if _is_not_found(exc.__cause__):
+                return None
+            raise
+
+    def translate(self, exc: BaseException, call: str) -> OmniretrieveError:
+        """The typed error for an exception Chroma (or its HTTP client) raised in ``call``."""
+        return translate(exc, call, self.location, server=not self.exclusive)
 
     def get_or_create_collection(self, name: str, metadata: Mapping[str, Any], space: str) -> Any:
         """The collection ``name``, created with this metadata and HNSW space when missing."""
@@ -89,8 +108,8 @@ class Backend(ABC):
                 logger.debug("closing the Chroma client failed", exc_info=True)
 
     def _start(self, client: Any) -> None:
-        self.client = client
-        self.max_batch = int(client.get_max_batch_size())
+        self.client = Guarded(client, self.translate)
+        self.max_batch = int(self.client.get_max_batch_size())
 
 
 class EmbeddedBackend(Backend):
@@ -109,18 +128,23 @@ class EmbeddedBackend(Backend):
         self.location = str(directory)
         self.closed = False
         self._known: set[str] = set()
-        directory.mkdir(parents=True, exist_ok=True)
-        held = open_here(directory)
-        if held is not None:
-            raise StoreLockedError(str(directory), str(os.getpid()))
-        self._lock: DirectoryLock | None = DirectoryLock(directory)
-        self._lock.acquire()
+        self._lock: DirectoryLock | None = None
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            held = open_here(directory)
+            if held is not None:
+                raise StoreLockedError(str(directory), str(os.getpid()))
+            self._lock = DirectoryLock(directory)
+            self._lock.acquire()
+        except OSError as exc:
+            raise StoreError(_directory_advice(directory, exc)) from exc
         try:
             chromadb = require("chromadb", extra=None, purpose="The store", package="chromadb")
             try:
                 client = chromadb.PersistentClient(path=str(directory), settings=_chroma_settings())
             except Exception as exc:
-                raise StoreError(f"could not open the Chroma store at {str(directory)!r}: {exc}") from exc
+                reason = _directory_advice(directory, exc) if _is_disk_error(exc) else str(exc)
+                raise StoreError(f"could not open the Chroma store at {str(directory)!r}: {reason}") from exc
             self._start(client)
         except BaseException:
             self.close()
@@ -269,6 +293,150 @@ class _Reading:
             self.backend.close()
 
 
+class ChromaRefusal(StoreError):
+    """Chroma refused the records of one call as invalid (a validation error, not a failing store).
+
+    The only Chroma failure after which the other records of a batch are worth retrying one by
+    one; every other failure (a full or read-only disk, an I/O error, a dead server) is a
+    store-level :class:`StoreError` that stops the write.
+    """
+
+
+_DISK_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EROFS, errno.EIO, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG}
+)
+_DISK_WORDS = (
+    "no space",
+    "disk is full",
+    "database or disk",
+    "readonly",
+    "read-only",
+    "i/o error",
+    "permission denied",
+    "compaction",
+    "quota",
+)
+
+
+def _is_disk_error(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in _DISK_WORDS)
+
+
+def _is_not_found(exc: BaseException | None) -> bool:
+    if exc is None:
+        return False
+    if type(exc).__name__ == "NotFoundError":
+        return True
+    return isinstance(exc, ValueError) and "does not exist" in str(exc)
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    """Whether Chroma refused the request's contents (validation), as opposed to failing."""
+    name = type(exc).__name__
+    if name in ("InvalidArgumentError", "InvalidDimensionException", "DuplicateIDError", "NotFoundError"):
+        return True
+    if name.endswith("Error") and type(exc).__module__.startswith("chromadb"):
+        return False  # InternalError, QuotaError, RateLimitError, auth: the store, not the records
+    return isinstance(exc, ValueError | TypeError) and not _is_disk_error(exc)
+
+
+def translate(exc: BaseException, call: str, location: str, *, server: bool) -> OmniretrieveError:
+    """The typed error for ``exc``, raised by Chroma or its HTTP client in ``call`` on ``location``.
+
+    The one place foreign exceptions become omniretrieve's: :class:`StoreConnectionError` when a
+    server cannot be reached or does not answer in time; :class:`ChromaRefusal` when Chroma refused
+    the contents of the call; :class:`StoreError` for anything else (a full, read-only or failing
+    disk says so, with what to do).
+    """
+    if isinstance(exc, OmniretrieveError):
+        return exc
+    httpx = _httpx()
+    if httpx is not None and isinstance(exc, httpx.TransportError | httpx.HTTPStatusError):
+        return StoreConnectionError(
+            f"the Chroma server at {location} failed on {call}() ({type(exc).__name__}: {exc}). "
+            "Check that it is running and not paused or overloaded; raise timeout= for a slow server. "
+            "What was written before is kept."
+        )
+    if server and isinstance(exc, ConnectionError | TimeoutError):
+        return StoreConnectionError(f"the Chroma server at {location} failed on {call}(): {exc}")
+    if _is_refusal(exc):
+        return ChromaRefusal(f"Chroma refused {call}() on {location}: {exc}")
+    if _is_disk_error(exc) and not server:
+        return StoreError(
+            f"the store at {location} could not be written ({call}: {exc}): its disk is full, "
+            "read-only or failing. Free space or fix the filesystem, then write again; what was "
+            "written before is kept."
+        )
+    return StoreError(f"Chroma failed on {call}() for the store at {location}: {type(exc).__name__}: {exc}")
+
+
+def _httpx() -> Any:
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - httpx comes with chromadb
+        return None
+    return httpx
+
+
+def _directory_advice(directory: Path, exc: BaseException) -> str:
+    return (
+        f"cannot use {str(directory)!r} as an embedded store ({exc}): the directory must be "
+        "writable (the store writes its database and lock there, even to read). Fix its "
+        "permissions, free space on its disk, or read it without writing with "
+        "Store.inspect(path=...)."
+    )
+
+
+class Guarded:
+    """A Chroma client or collection whose every method raises only omniretrieve's errors.
+
+    Methods are looked up on the wrapped object and called through :func:`translate`; a
+    collection a method returns is guarded in turn. Plain attributes pass through.
+
+    Args:
+        target: The Chroma object.
+        translate: ``(exception, method name) -> typed error``.
+    """
+
+    def __init__(self, target: Any, translate: Any) -> None:
+        self.__dict__["_target"] = target
+        self.__dict__["_translate"] = translate
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if name.startswith("__") or not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                out = attr(*args, **kwargs)
+            except OmniretrieveError:
+                raise
+            except Exception as exc:
+                raise self._translate(exc, name) from exc
+            return self._guard(out)
+
+        return call
+
+    def _guard(self, out: Any) -> Any:
+        if _is_collection(out):
+            return Guarded(out, self._translate)
+        if isinstance(out, list) and out and all(_is_collection(o) for o in out):
+            return [Guarded(o, self._translate) for o in out]
+        return out
+
+    def __repr__(self) -> str:
+        return f"Guarded({self._target!r})"
+
+
+def _is_collection(obj: Any) -> bool:
+    return type(obj).__name__ == "Collection" and hasattr(obj, "add") and hasattr(obj, "query")
+
+
 _OPEN_LOCK = threading.Lock()
 _OPEN: dict[Path, weakref.ReferenceType[EmbeddedBackend]] = {}
 """The embedded stores this process holds open, by resolved directory."""
@@ -330,7 +498,9 @@ __all__ = [
     "DEFAULT_PATH",
     "DEFAULT_TIMEOUT",
     "Backend",
+    "ChromaRefusal",
     "EmbeddedBackend",
+    "Guarded",
     "ServerBackend",
     "check_location",
     "embedded_directory",
@@ -338,4 +508,5 @@ __all__ = [
     "open_here",
     "reading_backend",
     "server_url",
+    "translate",
 ]

@@ -13,6 +13,9 @@ OPERATORS = frozenset(
 )
 """The comparison operators a filter may use."""
 
+MAX_DEPTH = 32
+"""How deeply ``$and`` / ``$or`` may nest in one filter (deeper is refused, not recursed into)."""
+
 
 def chroma_where(where: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Translate a metadata filter into a Chroma ``where`` on the caller's own keys.
@@ -23,21 +26,30 @@ def chroma_where(where: Mapping[str, Any] | None) -> dict[str, Any] | None:
     cannot be filtered on.
 
     Raises:
-        InvalidInputError: a reserved or malformed key, an unknown operator, or a bad value.
+        InvalidInputError: a reserved or malformed key, an unknown operator, a bad value, or
+            ``$and`` / ``$or`` nested more than :data:`MAX_DEPTH` deep.
     """
+    return _where(where, 0)
+
+
+def _where(where: Any, depth: int) -> dict[str, Any] | None:
+    if depth > MAX_DEPTH:
+        raise InvalidInputError(
+            "where", f"$and/$or nest more than {MAX_DEPTH} levels deep; flatten the filter"
+        )
     if where is None:
         return None
     if not isinstance(where, Mapping):
         raise InvalidInputError("where", f"a filter is a mapping, not {type(where).__name__}")
     if not where:
         return None
-    clauses = [_clause(key, value) for key, value in where.items()]
+    clauses = [_clause(key, value, depth) for key, value in where.items()]
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def _clause(key: Any, value: Any) -> dict[str, Any]:
+def _clause(key: Any, value: Any, depth: int) -> dict[str, Any]:
     if key in ("$and", "$or"):
-        return _logical(key, value)
+        return _logical(key, value, depth + 1)
     if not isinstance(key, str) or not key or key.startswith("$"):
         raise InvalidInputError("where", f"{key!r} is not a metadata key or one of '$and', '$or'")
     if key.startswith(RESERVED_PREFIXES):
@@ -48,10 +60,10 @@ def _clause(key: Any, value: Any) -> dict[str, Any]:
     return {key: value}
 
 
-def _logical(key: str, value: Any) -> dict[str, Any]:
+def _logical(key: str, value: Any, depth: int) -> dict[str, Any]:
     if not isinstance(value, Sequence) or isinstance(value, str) or not value:
         raise InvalidInputError("where", f"{key} takes a non-empty list of filters")
-    subs = [c for c in (chroma_where(v) for v in value) if c]
+    subs = [c for c in (_where(v, depth) for v in value) if c]
     if not subs:
         raise InvalidInputError("where", f"{key} holds only empty filters")
     return subs[0] if len(subs) == 1 else {key: subs}
@@ -74,4 +86,4 @@ def _comparison(key: str, value: Mapping[Any, Any]) -> dict[str, Any]:
     return {key: {op: list(operand) if isinstance(operand, tuple) else operand}}
 
 
-__all__ = ["OPERATORS", "chroma_where"]
+__all__ = ["MAX_DEPTH", "OPERATORS", "chroma_where"]

@@ -8,13 +8,19 @@ One write (``add``, ``upsert``, ``add_vectors``) goes through these steps, batch
 3. per round, the ids are looked up: an existing id is left alone by ``add`` (``"exists"``), and by
    ``upsert`` when nothing changed (``"unchanged"``);
 4. the rest is embedded (one call per round), copied (``copy_media``) and written per kind, in
-   chunks Chroma takes; a chunk Chroma refuses is retried item by item, so a bad item fails alone;
-5. the statistics follow the change (:mod:`._statistics`).
+   chunks Chroma takes; a chunk Chroma refuses as invalid is retried item by item, so a bad item
+   fails alone. A failure of the store itself (a full, read-only or failing disk, a dead server)
+   is not retried: the rest of the call fails at once with that :class:`StoreError`, and what was
+   written before it is kept;
+5. the statistics follow the change (:mod:`._statistics`). With a server, an ``add`` tags its
+   records with a token and reads them back: an id another writer added first is ``"exists"``
+   for this one and counts once.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -24,10 +30,11 @@ import numpy as np
 from omniretrieve.calibration import ModalityStats
 from omniretrieve.documents import Document, content_sha256
 from omniretrieve.errors import InvalidInputError, OmniretrieveError, StoreError
+from omniretrieve.store._backend import ChromaRefusal
 from omniretrieve.store._filters import chroma_where
 from omniretrieve.store._media import MediaCopies, MediaReader
 from omniretrieve.store._records import Records, Stored, check_ids, full_replace, lookup
-from omniretrieve.store._schema import Collections
+from omniretrieve.store._schema import K_WRITE, Collections
 from omniretrieve.store._statistics import Statistics
 from omniretrieve.types import (
     Audio,
@@ -39,6 +46,7 @@ from omniretrieve.types import (
     Video,
     as_item,
     describe,
+    read_into,
 )
 from omniretrieve.vectors import check_vector
 
@@ -125,6 +133,8 @@ class Ingest:
         self.read = read
         self.copies = copies
         self.dimension = collections.dimension
+        self.down: StoreError | None = None
+        """The store-level failure that stopped the current write (the rest of it fails with it)."""
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -141,6 +151,7 @@ class Ingest:
         """Embed and write items (``Store.add`` / ``Store.upsert``); one result per item, in order."""
         n = _check_items(items, ids, metadatas, sources, batch_size)
         results: list[WriteResult | None] = [None] * n
+        self.down = None
         for lo in range(0, n, batch_size):
             entries: list[_Entry] = []
             for i in range(lo, min(lo + batch_size, n)):
@@ -161,6 +172,7 @@ class Ingest:
             raise InvalidInputError("vectors", f"{len(vectors)} vectors for {len(documents)} documents")
         results: list[WriteResult | None] = [None] * len(documents)
         entries: list[_Entry] = []
+        self.down = None
         for i, (vec, doc) in enumerate(zip(vectors, documents, strict=True)):
             if not isinstance(doc, Document):
                 error = InvalidInputError(f"documents[{i}]", "is not a Document")
@@ -200,6 +212,8 @@ class Ingest:
                         col.delete(ids=found[dsl])
                         delta.remove(kind, np.asarray(got["embeddings"][dsl], dtype=np.float32))
                         deleted += len(found[dsl])
+        except OmniretrieveError:
+            raise
         except Exception as exc:
             raise StoreError(f"could not delete from store {self.collections.describe()}: {exc}") from exc
         finally:
@@ -232,14 +246,12 @@ class Ingest:
     ) -> list[WriteResult]:
         """Write one round (unique ids): look up, embed what must be, copy media, write, count."""
         results: list[WriteResult] = []
+        if self.down is not None:
+            return [e.failed(self.down) for e in entries]
         try:
             existing = lookup(self.collections, [e.doc.id for e in entries])
         except Exception as exc:
-            err = (
-                exc
-                if isinstance(exc, OmniretrieveError)
-                else StoreError(f"could not read from the store: {exc}")
-            )
+            err = self._store_failure(exc, "could not read from the store")
             return [e.failed(err) for e in entries]
         todo: list[_Entry] = []
         for e in entries:
@@ -327,54 +339,91 @@ class Ingest:
         results: list[WriteResult] = []
         try:
             col = self.collections.kind(kind, create=True)
-        except OmniretrieveError as exc:
-            return [e.failed(exc) for e in group]
+        except Exception as exc:
+            err = self._store_failure(exc, "could not open a collection")
+            return [e.failed(err) for e in group]
         for sl in self.collections.slices(len(group)):
             chunk = group[sl]
+            if self.down is not None:
+                results.extend(e.failed(self.down) for e in chunk)
+                continue
             try:
-                self._chroma_write(col, chunk, existing, op)
+                mine = self._chroma_write(col, chunk, existing, op)
             except Exception as exc:
-                if len(chunk) == 1:
+                if not _refused(exc):  # the store failed, not the records: stop the whole write
+                    err = self._store_failure(exc, f"could not write to the store ({op})")
+                    results.extend(e.failed(err) for e in chunk)
+                elif len(chunk) == 1:
                     err = StoreError(f"Chroma refused {chunk[0].doc.id!r}: {exc}")
                     err.__cause__ = exc
                     results.append(chunk[0].failed(err))
                 else:  # isolate the bad item(s): one by one
                     results.extend(self._apply_group(kind, [e], existing, op, delta)[0] for e in chunk)
                 continue
+            written = [e for e in chunk if e.doc.id in mine]
             if op == "update":
                 delta.remove(kind, np.stack([existing[e.doc.id].vector for e in chunk]))
-            delta.add(kind, np.stack([e.vector for e in chunk]))  # type: ignore[misc]
+            if written:
+                delta.add(kind, np.stack([e.vector for e in written]))  # type: ignore[misc]
             status: WriteStatus = "added" if op == "add" else "updated"
-            results.extend(WriteResult(e.index, e.doc.id, status) for e in chunk)
+            results.extend(
+                WriteResult(e.index, e.doc.id, status if e.doc.id in mine else "exists") for e in chunk
+            )
         return results
 
-    def _chroma_write(self, col: Any, chunk: list[_Entry], existing: Mapping[str, Stored], op: str) -> None:
+    def _store_failure(self, exc: BaseException, what: str) -> OmniretrieveError:
+        """The typed error for a failure of the store; a store-level one stops the rest of the write."""
+        if isinstance(exc, OmniretrieveError):
+            err = exc
+        else:
+            err = StoreError(f"{what} {self.collections.describe()}: {type(exc).__name__}: {exc}")
+            err.__cause__ = exc
+        if isinstance(err, StoreError) and not isinstance(err, ChromaRefusal):
+            self.down = err
+        return err
+
+    def _chroma_write(
+        self, col: Any, chunk: list[_Entry], existing: Mapping[str, Stored], op: str
+    ) -> set[str]:
+        """Write one chunk; return the ids this writer wrote (an ``add`` another writer beat is left out)."""
         ids = [e.doc.id for e in chunk]
         embeddings = np.stack([e.vector for e in chunk]).astype(np.float32)  # type: ignore[misc]
         metas = [self.records.metadata(e.doc) for e in chunk]
         texts = [e.doc.text or "" for e in chunk]
-        if op == "add":
+        if op == "update":
+            metas = [
+                full_replace(meta, existing[e.doc.id].metadata) for meta, e in zip(metas, chunk, strict=True)
+            ]
+            col.update(ids=ids, embeddings=embeddings, metadatas=metas, documents=texts)
+            return set(ids)
+        if self.collections.backend.exclusive:
             col.add(ids=ids, embeddings=embeddings, metadatas=metas, documents=texts)
-            return
-        metas = [
-            full_replace(meta, existing[e.doc.id].metadata) for meta, e in zip(metas, chunk, strict=True)
-        ]
-        col.update(ids=ids, embeddings=embeddings, metadatas=metas, documents=texts)
+            return set(ids)
+        # Several writers: Chroma's add skips an id that exists, silently and atomically per id. Tag
+        # the records with a token of this call and read them back: the records carrying it are ours.
+        token = uuid.uuid4().hex
+        for meta in metas:
+            meta[K_WRITE] = token
+        col.add(ids=ids, embeddings=embeddings, metadatas=metas, documents=texts)
+        got = col.get(ids=ids, include=["metadatas"])
+        return {
+            i
+            for i, m in zip(got["ids"], got["metadatas"] or [], strict=True)
+            if (m or {}).get(K_WRITE) == token
+        }
 
     def _move(self, e: _Entry, old: Stored, delta: ModalityStats) -> WriteResult:
         """Replace a document whose kind changed: add to the new collection, then delete the old."""
+        if self.down is not None:
+            return e.failed(self.down)
         try:
             new_col = self.collections.kind(e.doc.kind, create=True)
             old_col = self.collections.kind(old.kind)
             assert new_col is not None and old_col is not None
-            self._chroma_write(new_col, [e], {}, "add")
+            if e.doc.id not in self._chroma_write(new_col, [e], {}, "add"):
+                return WriteResult(e.index, e.doc.id, "exists")
         except Exception as exc:
-            err = (
-                exc
-                if isinstance(exc, OmniretrieveError)
-                else StoreError(f"Chroma refused {e.doc.id!r}: {exc}")
-            )
-            return e.failed(err)
+            return e.failed(self._store_failure(exc, f"could not write {e.doc.id!r} to"))
         try:
             old_col.delete(ids=[e.doc.id])
         except Exception as exc:
@@ -383,6 +432,13 @@ class Ingest:
         delta.remove(old.kind, old.vector[None, :])
         delta.add(e.doc.kind, e.vector[None, :])  # type: ignore[index]
         return WriteResult(e.index, e.doc.id, "updated")
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether Chroma refused the records of a call as invalid (worth retrying them one by one)."""
+    if isinstance(exc, ChromaRefusal | InvalidInputError):
+        return True
+    return isinstance(exc, ValueError | TypeError) and not isinstance(exc, OmniretrieveError)
 
 
 def _check_items(
@@ -430,10 +486,7 @@ def _materialize(item: NormalizedItem, read: MediaReader) -> NormalizedItem:
     out: dict[str, Any] = {}
     for part in parts:
         if isinstance(part, Image | Audio | Video) and isinstance(part.source, str | os.PathLike):
-            data = read(part.source)
-            part = (
-                Audio(data, sampling_rate=part.sampling_rate) if isinstance(part, Audio) else type(part)(data)
-            )
+            part = read_into(part, read(part.source))
         out[part.modality] = part.text if isinstance(part, Text) else part
     if len(out) == 1 and not isinstance(item, Combined):
         single = next(iter(out.values()))

@@ -9,7 +9,9 @@ through a client. Both paths end in the same :class:`StoreInfo`.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,10 +193,58 @@ def inspect_sqlite(folder: Path, name: str, timeout: float | None) -> StoreInfo:
             f"{location}: holds no omniretrieve store (no {_CHROMA_FILE}); {_CREATE_HINT}"
         )
     try:
+        space, counts, fields = _read_database(database, name, location, timeout)
+    except _HotJournal:
+        # A writer was killed mid-transaction: its journal must be rolled back before the database
+        # can be read, which needs write access. Roll it back on a copy; the store is left as it
+        # is, and the next Store(...) on it recovers it for good.
+        with tempfile.TemporaryDirectory(prefix="omniretrieve-inspect-") as tmp:
+            copy = _copy_database(database, Path(tmp))
+            space, counts, fields = _read_database(copy, name, location, timeout, read_only=False)
+    records: list[_StatsRecord] = [
+        (str(f[K_KIND]), int(f[K_COUNT]), decode_sum(f.get(K_SUM), space[1]))
+        for f in fields.values()
+        if K_KIND in f and K_COUNT in f
+    ]
+    return _store_info(name, location, space, counts, records)
+
+
+class _HotJournal(Exception):
+    """The database has a hot journal (a writer died mid-transaction): reading it needs a rollback."""
+
+
+_JOURNAL_SUFFIXES = ("-journal", "-wal", "-shm")
+
+
+def _copy_database(database: Path, folder: Path) -> Path:
+    """Copy the database and its journal files into ``folder``; return the copy's path."""
+    try:
+        for suffix in ("", *_JOURNAL_SUFFIXES):
+            source = database.with_name(database.name + suffix)
+            if source.exists():
+                shutil.copyfile(source, folder / source.name)
+    except OSError as exc:
+        raise StoreError(
+            f"the store at {str(database.parent)!r} was not closed cleanly (a writer was killed) and "
+            f"could not be copied to read it ({exc}); open it once with Store(...) to recover"
+        ) from exc
+    return folder / database.name
+
+
+def _read_database(
+    database: Path, name: str, location: str, timeout: float | None, *, read_only: bool = True
+) -> tuple[tuple[str, int, str, int], dict[str, int], dict[str, dict[str, Any]]]:
+    """The recorded space, the count per kind and the statistics records, in one snapshot.
+
+    Raises:
+        _HotJournal: read-only, and a hot journal must be rolled back first.
+        StoreError: the database cannot be opened or has an unknown layout.
+    """
+    try:
         # SQLite counts its busy timeout in int32 milliseconds: "forever" is capped at ~24 days.
         wait = 2_000_000.0 if timeout is None else float(timeout)
         conn = sqlite3.connect(
-            f"{database.as_uri()}?mode=ro",
+            f"{database.as_uri()}?mode=ro" if read_only else database.as_uri(),
             uri=True,
             timeout=wait,
             isolation_level=None,
@@ -216,18 +266,23 @@ def inspect_sqlite(folder: Path, name: str, timeout: float | None) -> StoreInfo:
                 counts[kind] = int(n)
         fields = _sqlite_stats_fields(conn, segments.get(f"{name}.{STATS}"))
     except sqlite3.Error as exc:
+        if read_only and _needs_recovery(exc, database):
+            raise _HotJournal(str(exc)) from exc
         raise StoreError(
             f"could not read the store database {str(database)!r} ({type(exc).__name__}: {exc}); it may "
             "come from a Chroma version whose layout omniretrieve does not know: open it with Store(...)"
         ) from exc
     finally:
         conn.close()
-    records: list[_StatsRecord] = [
-        (str(f[K_KIND]), int(f[K_COUNT]), decode_sum(f.get(K_SUM), space[1]))
-        for f in fields.values()
-        if K_KIND in f and K_COUNT in f
-    ]
-    return _store_info(name, location, space, counts, records)
+    return space, counts, fields
+
+
+def _needs_recovery(exc: sqlite3.Error, database: Path) -> bool:
+    """Whether a read-only read failed because a journal or WAL must be recovered first."""
+    text = str(exc).lower()
+    if "readonly" not in text and "read-only" not in text:
+        return False
+    return any(database.with_name(database.name + s).exists() for s in _JOURNAL_SUFFIXES)
 
 
 def _sqlite_collections(conn: sqlite3.Connection) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from omniretrieve.documents import RESERVED_PREFIXES, Document, Kind
+from omniretrieve.documents import RESERVED_PREFIXES, Document, Kind, check_text
 from omniretrieve.errors import InvalidInputError
-from omniretrieve.store._schema import K_PARTS, K_SHA, K_SOURCE, Collections
+from omniretrieve.store._schema import K_PARTS, K_SHA, K_SOURCE, K_WRITE, Collections
 
 FLOAT_TOLERANCE = 1e-14
 """Relative difference under which two metadata floats count as equal: Chroma 1.5 returns a float
@@ -93,6 +93,7 @@ class Records:
         """
         new_meta = self.metadata(doc)
         old_meta = dict(old.metadata)
+        old_meta.pop(K_WRITE, None)  # which writer added it is no part of the document
         if ignore_media:
             for m in MEDIA_PARTS:
                 new_meta.pop(f"omni:{m}", None)
@@ -147,6 +148,8 @@ def check_ids(ids: Any) -> list[str]:
     bad = [i for i in out if not isinstance(i, str) or not i]
     if bad:
         raise InvalidInputError("ids", f"ids must be non-empty str, got {bad[0]!r}")
+    for i in out:
+        check_text(i, f"ids: {i!r}")
     return out
 
 

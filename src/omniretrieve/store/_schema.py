@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from omniretrieve.documents import KINDS, Kind
-from omniretrieve.errors import EmbeddingSpaceMismatchError, InvalidInputError, StoreError
+from omniretrieve.errors import EmbeddingSpaceMismatchError, InvalidInputError, OmniretrieveError, StoreError
 from omniretrieve.store._backend import Backend
 
 DEFAULT_NAME = "omniretrieve"
@@ -38,6 +38,7 @@ SPACE_KEYS = (K_MODEL, K_DIM, K_SIM)
 K_SHA = "omni:sha256"
 K_PARTS = "omni:parts"
 K_SOURCE = "omni:source"
+K_WRITE = "omni:write"  # the token of the server write that added a record (see _ingest)
 
 # Statistics records (plus K_KIND).
 K_COUNT = "omni:count"
@@ -172,6 +173,8 @@ class Collections:
         where = self.describe()
         try:
             metas = self.backend.list_collections()
+        except OmniretrieveError:
+            raise
         except Exception as exc:
             raise StoreError(f"could not list the collections of store {where}: {exc}") from exc
         for kind, meta in collections_of(metas, self.name).items():
@@ -184,6 +187,8 @@ class Collections:
         metadata = {K_SCHEMA: SCHEMA_VERSION, K_KIND: kind, **self.space}
         try:
             return self.backend.get_or_create_collection(full, metadata, space)
+        except OmniretrieveError:
+            raise
         except Exception as exc:
             raise StoreError(f"could not create collection {full!r}: {exc}") from exc
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from omniretrieve.calibration import ModalityStats
-from omniretrieve.errors import StoreError
+from omniretrieve.errors import OmniretrieveError, StoreError
 from omniretrieve.store._schema import K_COUNT, K_KIND, K_SUM, K_WRITER, Collections
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,8 @@ class Statistics:
         """The sum of every writer's records."""
         try:
             return self._read_records()
+        except OmniretrieveError:
+            raise
         except Exception as exc:
             raise StoreError(
                 f"could not read the statistics of store {self.collections.describe()}: {exc}"
