@@ -1,27 +1,30 @@
-"""Calibration quality and exactness on every world of ``omniretrieve.demo.worlds``.
+"""Calibration quality and exactness on every world of ``omniretrieve.demo.worlds``, through a real Store.
 
-For each world (an embedded mixed corpus with graded judgments) and each calibration (``none``,
-``rrf``, ``gap`` and the default, :data:`omniretrieve.calibration.DEFAULT_CALIBRATION`), every query is answered by the
-exact top-k search (:func:`omniretrieve.topk.top_k`) over per-kind brute-force indexes
-(:class:`omniretrieve.topk.ArrayIndex`), and scored by nDCG@10. Also reported:
+For each world (an embedded mixed corpus with graded judgments), the documents are written to a
+real embedded :class:`omniretrieve.store.Store` (``Store.add_vectors``, in a temporary folder), and
+every query is answered by ``Store.search_vector(q, k=10, calibration=...)`` for each calibration
+(``none``, ``rrf``, ``gap`` and the default, :data:`omniretrieve.calibration.DEFAULT_CALIBRATION`),
+scored by nDCG@10. Also reported:
 
 * ``oracle_interleave_ndcg@10``: the best merge, by the judgments, of the per-kind raw-cosine
   top-10 lists (the best any interleaving of the kinds' own rankings could do);
-* ``exact_topk_agreement``: the fraction of (query, calibration) pairs whose top 10 equals the
-  brute-force reference (every document scored by :func:`omniretrieve.calibration.fuse`);
-* ``k_prefix_consistency``: the fraction of (query, calibration) pairs where top-10 is the first
-  10 of top-60;
+* ``exact_topk_agreement``: the fraction of (query, calibration) pairs whose store top 10 equals
+  the brute-force reference: every stored vector (read back from the store) scored by
+  :func:`omniretrieve.calibration.fuse` with the store's statistics, and for the default the widths
+  of the store's own sampling rule (:func:`omniretrieve.store._samples.sample_ids`);
+* ``k_prefix_consistency``: the fraction of (query, calibration) pairs where the store's top 10 is
+  the first 10 of its top 60;
+* ``exact_topk_agreement_chroma_hnsw``: the same agreement with every kind fetched from Chroma's
+  HNSW index (what a kind beyond :data:`omniretrieve.store._samples.EXACT_LIMIT` documents gets;
+  these worlds' kinds are small enough to be searched in memory by default);
 * ``cost``: per calibration, the mean and max number of vectors fetched (candidates scored) and
-  of index fetches per query;
+  of fetches per query (``Search.last_cost``);
 * ``heldout``: whether the world was added after the default was designed
   (:data:`omniretrieve.demo.worlds.HELDOUT_WORLDS`).
 
-The default's per-pair widths (:func:`omniretrieve.calibration.pair_scales`) are computed once per
-world from a fixed sample of each kind, as a store would keep them.
-
 Run: ``python benchmarks/calibration.py`` (the first run embeds the worlds and trains the
-patterns model, about a minute on 2 CPU cores; later runs read the cache); writes
-``benchmarks/results/calibration.json``.
+patterns model, about a minute on 2 CPU cores; later runs read the cache; writing the worlds to
+stores takes about half a minute more); writes ``benchmarks/results/calibration.json``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import argparse
 import functools
 import math
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,20 +44,25 @@ from _report import machine, write_report
 
 from omniretrieve.calibration import (
     DEFAULT_CALIBRATION,
+    FusedHit,
     KindCandidates,
-    ModalityStats,
+    PairScales,
     cosine_scores,
     fuse,
     pair_scales,
 )
 from omniretrieve.demo.worlds import HELDOUT_WORLDS, VectorWorld, make_worlds
+from omniretrieve.documents import Document
 from omniretrieve.evaluation import ndcg_at_k
-from omniretrieve.topk import ArrayIndex, KindSource, TopKCost, top_k
+from omniretrieve.store import Store
+from omniretrieve.store._samples import SAMPLE_SIZE, sample_ids
+from omniretrieve.testing.fakes import FakeEmbedder
+from omniretrieve.vectors import check_vector
 
 RESULTS = Path(__file__).resolve().parent / "results" / "calibration.json"
 K = 10
 K_LARGE = 60
-SAMPLE = 256
+BATCH = 2000
 METHODS = {"none": "none", "rrf": "rrf", "gap": "gap", "default": DEFAULT_CALIBRATION}
 
 
@@ -83,47 +92,87 @@ def oracle_interleave(lists: Sequence[Sequence[str]], judgments: dict[str, int],
     return best(tuple(0 for _ in lists)) / ideal
 
 
-def kind_sample(vectors: np.ndarray, n: int = SAMPLE, seed: int = 0) -> np.ndarray:
-    """A fixed sample of a kind's vectors (what a store would keep per kind)."""
-    rows = np.sort(np.random.default_rng([seed, len(vectors)]).permutation(len(vectors))[:n])
-    return vectors[rows]
+def write_store(store: Store, world: VectorWorld) -> None:
+    """Every document of the world, with its vector, through ``Store.add_vectors``."""
+    docs = [
+        Document(id=i, parts=(kind,), sha256=i, text=i if kind == "text" else None)  # type: ignore[arg-type]
+        for i, kind in zip(world.doc_ids, world.doc_kinds, strict=True)
+    ]
+    for lo in range(0, len(docs), BATCH):
+        results = store.add_vectors(world.doc_vectors[lo : lo + BATCH], docs[lo : lo + BATCH])
+        assert all(r.status == "added" for r in results), [r for r in results if not r.ok][:2]
 
 
-def measure_world(world: VectorWorld) -> dict[str, Any]:
+class Reference:
+    """Brute force over what the store holds: its stored vectors, statistics and sampling rule."""
+
+    def __init__(self, store: Store, world: VectorWorld, kinds: Sequence[str]) -> None:
+        self.stats = store.statistics()
+        self.full: list[KindCandidates] = []
+        samples: dict[str, np.ndarray] = {}
+        for kind in kinds:
+            ids = [world.doc_ids[i] for i in world.kind_rows(kind)]
+            vectors = np.asarray(store.get_vectors(ids), dtype=np.float32)
+            self.full.append(KindCandidates(kind, ids, vectors))
+            rows = {i: n for n, i in enumerate(ids)}
+            samples[kind] = vectors[[rows[i] for i in sample_ids(ids, SAMPLE_SIZE)]]
+        self.scales: PairScales = pair_scales(samples, self.stats, store.prior_count)
+        self.prior_count = store.prior_count
+
+    def top(self, q: np.ndarray, qkind: str, calibration: str, k: int = K) -> list[FusedHit]:
+        query = check_vector(q).astype(np.float64)  # what the store searches with
+        return fuse(
+            query,
+            self.full,
+            k,
+            calibration=calibration,  # type: ignore[arg-type]
+            stats=self.stats,
+            query_kind=qkind,
+            query_parts=(qkind,),
+            prior_count=self.prior_count,
+            scales=self.scales,
+        )
+
+
+def measure_world(world: VectorWorld, folder: Path) -> dict[str, Any]:
     kinds = sorted(set(world.doc_kinds))
     rows = {k: world.kind_rows(k) for k in kinds}
     ids = {k: [world.doc_ids[i] for i in rows[k]] for k in kinds}
     vecs = {k: world.doc_vectors[rows[k]] for k in kinds}
-    stats = ModalityStats.from_vectors(world.doc_vectors.shape[1], vecs)
-    samples = {k: kind_sample(vecs[k]) for k in kinds}
-    scales = pair_scales(samples, stats)
-    sources = [KindSource(k, len(ids[k]), ArrayIndex(ids[k], vecs[k]).fetch, samples[k]) for k in kinds]
-    full = [KindCandidates(k, ids[k], vecs[k]) for k in kinds]
     ndcg: dict[str, list[float]] = {m: [] for m in METHODS}
     costs: dict[str, list[tuple[int, int]]] = {m: [] for m in METHODS}
-    agree = prefix = total = 0
+    agree = prefix = hnsw_agree = total = 0
     oracle: list[float] = []
-    for qi, qid in enumerate(world.query_ids):
-        q, qkind = world.query_vectors[qi], world.query_kinds[qi]
-        judged = world.judgments[qid]
-        lists = [[ids[k][i] for i in np.lexsort((ids[k], -cosine_scores(q, vecs[k])))[:K]] for k in kinds]
-        oracle.append(oracle_interleave(lists, judged))
-        for method, calibration in METHODS.items():
-            cost = TopKCost()
-            args: dict[str, Any] = {
-                "calibration": calibration,
-                "stats": stats,
-                "query_kind": qkind,
-                "scales": scales,
-            }
-            hits = [h.id for h in top_k(q, sources, K, cost=cost, **args)]
-            costs[method].append((cost.fetched, cost.fetches))
-            ndcg[method].append(ndcg_at_k(hits, judged, K))
-            large = [h.id for h in top_k(q, sources, K_LARGE, **args)]
-            reference = [h.id for h in fuse(q, full, K, samples=samples, query_parts=(qkind,), **args)]
-            agree += hits == reference
-            prefix += hits == large[:K]
-            total += 1
+    with Store(FakeEmbedder(dimension=world.doc_vectors.shape[1]), path=folder / world.name) as store:
+        write_store(store, world)
+        reference = Reference(store, world, kinds)
+        references: dict[tuple[int, str], list[str]] = {}
+        for qi, qid in enumerate(world.query_ids):
+            q, qkind = world.query_vectors[qi], world.query_kinds[qi]
+            judged = world.judgments[qid]
+            lists = [[ids[k][i] for i in np.lexsort((ids[k], -cosine_scores(q, vecs[k])))[:K]] for k in kinds]
+            oracle.append(oracle_interleave(lists, judged))
+            for method, calibration in METHODS.items():
+                args: dict[str, Any] = {"query_modality": qkind, "calibration": calibration}
+                hits = [h.id for h in store.search_vector(q, K, **args)]
+                cost = store._search.last_cost
+                assert cost is not None
+                costs[method].append((cost.fetched, cost.fetches))
+                ndcg[method].append(ndcg_at_k(hits, judged, K))
+                large = [h.id for h in store.search_vector(q, K_LARGE, **args)]
+                references[(qi, method)] = [h.id for h in reference.top(q, qkind, calibration)]
+                agree += hits == references[(qi, method)]
+                prefix += hits == large[:K]
+                total += 1
+        # again with every kind fetched from Chroma's HNSW index (as for kinds beyond EXACT_LIMIT)
+        store._search.samples.exact_limit = 0
+        for qi in range(len(world.query_ids)):
+            q, qkind = world.query_vectors[qi], world.query_kinds[qi]
+            for method, calibration in METHODS.items():
+                args = {"query_modality": qkind, "calibration": calibration}
+                hits = [h.id for h in store.search_vector(q, K, **args)]
+                hnsw_agree += hits == references[(qi, method)]
+        scales = store._search.samples.current(store._statistics.current()).scales
     return {
         "name": world.name,
         "model": world.model,
@@ -134,6 +183,7 @@ def measure_world(world: VectorWorld) -> dict[str, Any]:
         "oracle_interleave_ndcg@10": round(float(np.mean(oracle)), 4),
         "exact_topk_agreement": round(agree / total, 4),
         "k_prefix_consistency": round(prefix / total, 4),
+        "exact_topk_agreement_chroma_hnsw": round(hnsw_agree / total, 4),
         "scales": {f"{a}->{b}": round(w, 4) for (a, b), w in sorted(scales.items())},
         "cost": {
             m: {
@@ -175,23 +225,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.perf_counter()
     worlds = []
-    for world in make_worlds(args.worlds):
-        result = _jsonable(measure_world(world))
-        result["checks"] = checks(result)
-        worlds.append(result)
-        n = result["ndcg@10"]
-        cells = "  ".join(f"{m}={v:.3f}" for m, v in n.items())
-        print(f"{world.name:24s} {cells}  oracle={result['oracle_interleave_ndcg@10']:.3f}")
-        for check, ok in result["checks"].items():
-            if not ok:
-                print(f"   FAIL {check}")
+    with tempfile.TemporaryDirectory(prefix="omniretrieve-calibration-") as tmp:
+        for world in make_worlds(args.worlds):
+            result = _jsonable(measure_world(world, Path(tmp)))
+            result["checks"] = checks(result)
+            worlds.append(result)
+            n = result["ndcg@10"]
+            cells = "  ".join(f"{m}={v:.3f}" for m, v in n.items())
+            print(
+                f"{world.name:24s} {cells}  oracle={result['oracle_interleave_ndcg@10']:.3f}  "
+                f"agree={result['exact_topk_agreement']:.3f} prefix={result['k_prefix_consistency']:.3f} "
+                f"hnsw={result['exact_topk_agreement_chroma_hnsw']:.3f}",
+                flush=True,
+            )
+            for check, ok in result["checks"].items():
+                if not ok:
+                    print(f"   FAIL {check}")
     report = {
         "benchmark": "calibration",
         "description": "nDCG@10 per calibration on each world (text and image queries over the mixed corpus), "
-        "through the exact top-k search over brute-force per-kind indexes",
+        "through Store.search_vector on a real embedded store holding the world's vectors; agreement with a "
+        "brute-force reference over the stored vectors",
         "default": DEFAULT_CALIBRATION,
         "k": K,
-        "sample_per_kind": SAMPLE,
+        "sample_per_kind": SAMPLE_SIZE,
         "worlds": worlds,
         "seconds": round(time.perf_counter() - started, 1),
         "machine": machine(),

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -107,3 +110,40 @@ def test_top_k_is_exact_and_a_prefix_of_every_larger_k(
             query, full, 9, calibration=calibration, stats=stats, samples=samples, query_parts=("text",)
         )
         assert lists[2] == [h.id for h in ref], calibration
+
+
+def test_concurrent_rounds_and_first_fetch_change_only_the_cost() -> None:
+    rng = np.random.default_rng(3)
+    dim = 8
+    store = {
+        "text": l2_normalize(rng.standard_normal((70, dim)) + 2.0).astype(np.float32),
+        "image": l2_normalize(rng.standard_normal((50, dim)) - 2.0).astype(np.float32),
+        "audio": l2_normalize(rng.standard_normal((3, dim))).astype(np.float32),
+    }
+    stats = ModalityStats.from_vectors(dim, store)
+    sources, _, _ = _sources(store)
+    threads: set[str] = set()
+
+    def spy(source: KindSource) -> KindSource:
+        def fetch(probe: np.ndarray, n: int) -> tuple[list[str], np.ndarray]:
+            threads.add(threading.current_thread().name)
+            return source.fetch(probe, n)  # type: ignore[return-value]
+
+        return KindSource(source.kind, source.count, fetch, source.sample)
+
+    spied = [spy(s) for s in sources]
+    query = l2_normalize(rng.standard_normal(dim))
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="topk-test") as pool:
+        for calibration in CALIBRATIONS:
+            plain_cost, pooled_cost = TopKCost(), TopKCost()
+            plain = top_k(query, sources, 7, calibration=calibration, stats=stats, cost=plain_cost)
+            pooled = top_k(
+                query, spied, 7, calibration=calibration, stats=stats, cost=pooled_cost, executor=pool
+            )
+            assert pooled == plain
+            assert (pooled_cost.fetches, pooled_cost.fetched) == (plain_cost.fetches, plain_cost.fetched)
+            for first in (1, 3, 200):
+                assert (
+                    top_k(query, sources, 7, calibration=calibration, stats=stats, first_fetch=first) == plain
+                )
+    assert any(name.startswith("topk-test") for name in threads)  # rounds ran on the pool

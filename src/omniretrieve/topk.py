@@ -6,7 +6,9 @@ not raw cosines, so a shortlist fetched that way and rescored is not, in general
 calibrated score: a document far from its kind's mean can score high under ``"gap"`` while its raw
 cosine ranks it 26th. :func:`top_k` fetches, rescores, and *proves* from a bound that nothing left
 unfetched can enter the top k, widening the fetch (doubling ``n``) until it can, or until the
-whole kind is fetched.
+whole kind is fetched. Each round's fetches (every kind's first fetch, then the kinds widened
+together) can run concurrently on an executor (``executor=``): Chroma releases the GIL while it
+searches.
 
 The bounds, per calibration, for a kind ``m`` whose unfetched documents all have a raw cosine to
 the probe of at most ``c`` (the smallest fetched one, plus :data:`FETCH_SLACK` for the index's
@@ -48,7 +50,9 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -84,6 +88,8 @@ SCORE_SLACK = 1e-9
 
 FIRST_FETCH_MIN = 20
 """The first fetch of a kind asks for ``max(2k, FIRST_FETCH_MIN)`` vectors."""
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -170,15 +176,22 @@ class _Kind:
         self.probe_cos = np.zeros(0)
         self.cosines = np.zeros(0)
 
-    def get(self, n: int, cost: TopKCost) -> None:
+    def request(self, n: int) -> Callable[[], tuple[Sequence[str], np.ndarray]]:
+        """The fetch of this kind's first ``n`` (capped at its count), to run now or elsewhere."""
         n = min(n, max(self.source.count, 0))
-        ids, vectors = self.source.fetch(self.probe.astype(np.float32), n)
+        probe = self.probe.astype(np.float32)
+        return lambda: self.source.fetch(probe, n)
+
+    def receive(self, n: int, got: tuple[Sequence[str], np.ndarray], cost: TopKCost) -> None:
+        """Take the answer of :meth:`request` ``(n)``."""
+        n = min(n, max(self.source.count, 0))
+        ids, vectors = got
         cost.fetches += 1
         cost.fetched += len(ids)
         cost.per_kind[self.source.kind] = cost.per_kind.get(self.source.kind, 0) + len(ids)
         self.n = n
         self.ids = list(ids)
-        self.vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64)).reshape(len(self.ids), -1)
+        self.vectors = np.asarray(vectors, dtype=np.float64).reshape(len(self.ids), len(self.probe))
         self.exhausted = len(self.ids) < n or n >= self.source.count
         unit = l2_normalize(self.vectors)
         self.probe_cos = unit @ self.probe
@@ -187,6 +200,22 @@ class _Kind:
     def last(self) -> float:
         """Upper bound of the probe cosine of every unfetched document."""
         return float(self.probe_cos.min()) + FETCH_SLACK if len(self.ids) else 1.0
+
+
+def _gather(thunks: Sequence[Callable[[], _T]], executor: Executor | None) -> list[_T]:
+    """Run ``thunks``, concurrently on ``executor`` when given (the first in this thread)."""
+    if executor is None or len(thunks) < 2:
+        return [thunk() for thunk in thunks]
+    futures = [executor.submit(thunk) for thunk in thunks[1:]]
+    first = thunks[0]()
+    return [first] + [f.result() for f in futures]
+
+
+def _widen(kinds: Sequence[_Kind], sizes: Sequence[int], cost: TopKCost, executor: Executor | None) -> None:
+    """One round: fetch ``sizes[i]`` of ``kinds[i]`` for every kind, concurrently on ``executor``."""
+    got = _gather([kind.request(n) for kind, n in zip(kinds, sizes, strict=True)], executor)
+    for kind, n, answer in zip(kinds, sizes, got, strict=True):
+        kind.receive(n, answer, cost)
 
 
 def top_k(
@@ -201,6 +230,8 @@ def top_k(
     prior_count: float = PRIOR_COUNT,
     cost: TopKCost | None = None,
     scales: PairScales | None = None,
+    executor: Executor | None = None,
+    first_fetch: int | None = None,
 ) -> list[FusedHit]:
     """The ``k`` best documents over every kind by the calibrated score, exactly (module docstring).
 
@@ -217,6 +248,10 @@ def top_k(
         scales: For ``"scaled"``: the store's widths
             (:func:`omniretrieve.calibration.pair_scales`, computed once per store state); ``None``:
             computed here from the sources' samples (a cost per call the store should avoid).
+        executor: If given, the fetches of one round (every kind's first fetch, then the kinds
+            widened together) run concurrently on it; ``None``: one after the other.
+        first_fetch: The size of every kind's first fetch (default ``max(2k, FIRST_FETCH_MIN)``);
+            only the cost depends on it, never the result.
 
     Returns:
         Up to ``k`` hits, best first (score, then raw cosine descending, then id); ``index`` is the
@@ -238,12 +273,11 @@ def top_k(
     cost.calibration = calibration
     probe = query_probe(q, calibration, stats, query_kind, query_parts, prior_count)
     kinds = [_Kind(s, probe, q) for s in sources if s.count > 0]
-    first = max(2 * k, FIRST_FETCH_MIN)
-    for kind in kinds:
-        kind.get(first, cost)
+    first = max(2 * k, FIRST_FETCH_MIN) if first_fetch is None else max(int(first_fetch), 1)
+    _widen(kinds, [first] * len(kinds), cost, executor)
     cost.rounds = 1
     if calibration == "rrf":
-        return _rrf(kinds, k, cost)
+        return _rrf(kinds, k, cost, executor)
     plans = {
         kind.source.kind: _Plan(
             kind,
@@ -263,8 +297,7 @@ def top_k(
         ]
         if not widen:
             return hits
-        for kind in widen:
-            kind.get(2 * kind.n, cost)
+        _widen(widen, [2 * kind.n for kind in widen], cost, executor)
         cost.rounds += 1
 
 
@@ -361,21 +394,26 @@ def _order(hit: FusedHit) -> tuple[float, float, str]:
     return (-hit.score, -hit.cosine, hit.id)
 
 
-def _rrf(kinds: Sequence[_Kind], k: int, cost: TopKCost) -> list[FusedHit]:
+def _rrf(kinds: Sequence[_Kind], k: int, cost: TopKCost, executor: Executor | None = None) -> list[FusedHit]:
     """Reciprocal-rank fusion with exact per-kind ranks (raw cosine descending, then id)."""
-    hits: list[FusedHit] = []
-    for kind in kinds:
-        while True:
+    tops: dict[str, np.ndarray] = {}
+    while True:
+        widen: list[_Kind] = []
+        for kind in kinds:
             order = np.lexsort((np.asarray(kind.ids), -kind.cosines))
-            top = order[:k]
+            tops[kind.source.kind] = top = order[:k]
             settled = kind.exhausted or (
                 len(top) == k and float(kind.cosines[top[-1]]) > kind.last() + SCORE_SLACK
             )
-            if settled:
-                break
-            kind.get(2 * kind.n, cost)
-            cost.rounds += 1
-        for rank, i in enumerate(top):
+            if not settled:
+                widen.append(kind)
+        if not widen:
+            break
+        _widen(widen, [2 * kind.n for kind in widen], cost, executor)
+        cost.rounds += 1
+    hits: list[FusedHit] = []
+    for kind in kinds:
+        for rank, i in enumerate(tops[kind.source.kind]):
             score = 1.0 / (RRF_K + rank + 1)
             hits.append(FusedHit(kind.source.kind, rank, kind.ids[i], score, float(kind.cosines[i])))
     hits.sort(key=_order)

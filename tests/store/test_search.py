@@ -46,12 +46,27 @@ def store(tmp_path: Path) -> Any:
         yield s
 
 
+def _exact_match_scores(store: Store, query: Any) -> None:
+    """The query's own document scores 1 under "gap"; the default ("scaled") divides each kind's
+    "gap" scores by one positive width: the same factor for every hit of a kind."""
+    gap = {h.id: h for h in store.search(query, k=15, calibration="gap")}
+    assert next(iter(gap.values())).score == pytest.approx(1.0, abs=1e-5)
+    ratios: dict[str, list[float]] = {}
+    for hit in store.search(query, k=15):
+        assert hit.cosine == pytest.approx(gap[hit.id].cosine, abs=1e-9)
+        if abs(gap[hit.id].score) > 1e-3:
+            ratios.setdefault(hit.modality, []).append(hit.score / gap[hit.id].score)
+    for values in ratios.values():
+        assert values[0] > 0 and values == pytest.approx([values[0]] * len(values), rel=1e-6)
+
+
 def test_search_by_text(store: Store) -> None:
     hits = store.search("a blue square", k=5)
     assert len(hits) == 5
     top = hits[0]
     assert top.document.text == "a blue square" and top.modality == "text"
-    assert top.score == pytest.approx(1.0, abs=1e-5) and top.cosine == pytest.approx(1.0, abs=1e-5)
+    assert top.cosine == pytest.approx(1.0, abs=1e-5)
+    _exact_match_scores(store, "a blue square")
     assert top.document.metadata == {"lang": "en", "n": 1} and top.rerank_score is None
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert {h.modality for h in store.search("a blue square", k=15)} == {"text", "image", "audio", "combined"}
@@ -60,7 +75,7 @@ def test_search_by_text(store: Store) -> None:
 def test_search_by_image(store: Store) -> None:
     hits = store.search(Image(_pixels(2)), k=3)
     assert hits[0].modality == "image" and hits[0].document.metadata["n"] == 12
-    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    _exact_match_scores(store, Image(_pixels(2)))
     # a PIL image is an image query too
     pil = PILImageModule.fromarray(_pixels(3))
     assert store.search(pil, k=1)[0].document.metadata["n"] == 13
@@ -69,7 +84,7 @@ def test_search_by_image(store: Store) -> None:
 def test_search_by_audio(store: Store) -> None:
     hits = store.search(Audio(_samples(1), sampling_rate=16_000), k=3)
     assert hits[0].modality == "audio" and hits[0].document.metadata["n"] == 21
-    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    _exact_match_scores(store, Audio(_samples(1), sampling_rate=16_000))
 
 
 def test_search_by_combined_item(store: Store) -> None:
@@ -80,7 +95,7 @@ def test_search_by_combined_item(store: Store) -> None:
         and top.document.text == "slide 1"
         and top.document.parts == ("text", "image")
     )
-    assert top.score == pytest.approx(1.0, abs=1e-5)
+    _exact_match_scores(store, Combined(text="slide 1", image=Image(_pixels(101))))
     assert (
         store.search({"text": "slide 2", "image": Image(_pixels(102))}, k=1)[0].document.metadata["n"] == 32
     )

@@ -95,7 +95,7 @@ def search(
         CalibrationChoice,
         typer.Option(
             "--calibration",
-            help="scaled (default), gap, rrf, or none (raw cosine); see omniretrieve.calibration.",
+            help="gap (default), scaled, rrf, or none (raw cosine); see omniretrieve.calibration.",
         ),
     ] = _DEFAULT_CHOICE,
     modality: Annotated[

@@ -53,7 +53,8 @@ How it is built: :class:`Store` is a thin facade over one module per job:
 * ``_records``: documents <-> Chroma records; ``_filters``: ``where`` filters;
 * ``_ingest``: writes (plan, embed, write in batches, one :class:`WriteResult` per item);
 * ``_statistics``: the per-kind sums calibration needs, following every write;
-* ``_search``: candidates per kind, fused by :func:`omniretrieve.calibration.fuse`, reranked;
+* ``_search``: the exact top k over every kind (:func:`omniretrieve.topk.top_k`), reranked;
+* ``_samples``: per-state samples of each kind, widths and bounds;
 * ``_media``: reading media, and content-addressed copies (``copy_media=True``);
 * ``_inspect``: :meth:`Store.inspect` and :class:`StoreInfo`.
 
@@ -64,8 +65,8 @@ one plain Chroma query over every document and a Chroma query filtered by modali
 What a score means (``SearchHit.score``): with ``"gap"``, the cosine between the query and the
 document after removing each kind's mean direction: in ``[-1, 1]``, comparable across kinds (a text
 scoring 0.8 and an image scoring 0.8 match the query equally well, as far as the model can tell);
-``SearchHit.cosine`` keeps the raw cosine. Scaling each kind's scores further (z-scores or min-max
-over the candidates) made no measurable difference on the demo world, so none is applied.
+``SearchHit.cosine`` keeps the raw cosine. ``"scaled"`` (experimental) divides each kind's scores
+by a store-level width; ``benchmarks/results/calibration.json`` compares the methods per world.
 
 Combined documents (several parts) are embedded as one vector by the embedder (natively, or as the
 normalised mean of their parts' vectors) and stored in the ``combined`` collection, which has its

@@ -1,13 +1,20 @@
-"""Searching the store: candidates per kind, fused into one list, optionally reranked.
+"""Searching the store: the exact top-k of one calibrated list over every kind, optionally reranked.
 
-A search embeds the query and centres it on its kind's mean (``calibration="gap"``); each kind's
-collection that holds documents returns its ``max(2k, 20)`` best candidates for the centred query,
-with their stored vectors (the kinds are queried concurrently: Chroma releases the GIL); every
-candidate is scored exactly in numpy and the lists are merged by
-:func:`omniretrieve.calibration.fuse`. A reranker, when given, then reorders the best
-``rerank_top_n`` fused candidates. Searching one collection per kind, instead of filtering one
-collection by modality, is what keeps this fast: see ``benchmarks/results/search_latency.json``
-for the time of a calibrated search against one plain Chroma query and a filtered one.
+A search embeds the query and hands every kind's collection that holds documents to
+:func:`omniretrieve.topk.top_k` as a nearest-neighbour fetch (Chroma's ``query`` for the probe:
+the query itself, or centred on its kind's mean under ``"gap"`` and ``"scaled"``; with the
+``where`` filter, so a fetch returns the filtered kind's nearest). ``top_k`` fetches each kind's
+first ``max(2k, 20)`` (the kinds concurrently: Chroma releases the GIL), scores every fetched
+vector exactly in numpy, and widens the fetch of a kind, doubling it, until a bound proves that
+no unfetched document can enter the top ``k``: the hits are the ``k`` best by the documented score
+over the whole store (as exact as Chroma's index), and ``search(k)`` is the first ``k`` of
+``search(k2)`` for ``k < k2``. What does not depend on the query (each kind's sample, the
+``"scaled"`` widths, the bounds ``max d . mu``) is computed once per store state by
+:class:`omniretrieve.store._samples.Samples`. A reranker, when given, then reorders the best
+``rerank_top_n`` hits. Searching one collection per kind, instead of filtering one collection by
+modality, is what keeps this fast: see ``benchmarks/results/search_latency.json`` for the time of
+the default search against one plain Chroma query and a filtered one, and
+``benchmarks/results/calibration.json`` for the agreement with brute force through the store.
 """
 
 from __future__ import annotations
@@ -20,20 +27,15 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import numpy as np
 
-from omniretrieve.calibration import (
-    Calibration,
-    KindCandidates,
-    ModalityStats,
-    center,
-    check_calibration,
-    fuse,
-)
+from omniretrieve.calibration import Calibration, ModalityStats, check_calibration
 from omniretrieve.documents import KINDS, Kind, SearchHit, kind_of_modalities
 from omniretrieve.errors import InvalidInputError, OmniretrieveError, StoreError
 from omniretrieve.store._filters import chroma_where
 from omniretrieve.store._records import Records
+from omniretrieve.store._samples import Samples, StoreSamples
 from omniretrieve.store._schema import Collections
 from omniretrieve.store._statistics import Statistics
+from omniretrieve.topk import FIRST_FETCH_MIN, ArrayIndex, KindSource, TopKCost, top_k
 from omniretrieve.types import Combined, NormalizedItem
 from omniretrieve.vectors import check_vector
 
@@ -42,13 +44,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CANDIDATES_MIN = 20
-"""Each kind's collection returns at least this many candidates for exact rescoring.
+CANDIDATES_MIN = FIRST_FETCH_MIN
+"""Each kind's first fetch holds at least this many candidates (:data:`omniretrieve.topk.FIRST_FETCH_MIN`).
 
-Chroma ranks a kind's documents by ``q' . d`` (the centred query against the stored vector); the
-exact calibrated score divides by ``|d - mu|``, which varies little within a kind, so the exact
-top ``k`` lies among the first few candidates. Measured on the demo world at 5x size (1,224
-documents, gap model), 10 candidates per kind already held the exact top 10 of every query."""
+Only the cost depends on it: :func:`omniretrieve.topk.top_k` widens a kind's fetch until a bound
+proves that no unfetched document can enter the top ``k``."""
 
 CANDIDATES_FACTOR = 2
 """... and at least this many times the number of hits asked for."""
@@ -56,8 +56,8 @@ CANDIDATES_FACTOR = 2
 DEFAULT_RERANK_TOP_N = 20
 """Fused candidates handed to a reranker when ``rerank_top_n`` is not given (at least ``k``)."""
 
-_Found: TypeAlias = tuple[KindCandidates, dict[str, tuple[Any, str]]]
-"""One kind's candidates, and id -> (metadata, text) of each."""
+_Extras: TypeAlias = dict[str, tuple[Any, str]]
+"""id -> (metadata, text) of each fetched document of one kind."""
 
 
 def query_kind(item: NormalizedItem) -> tuple[Kind, tuple[str, ...]]:
@@ -84,11 +84,11 @@ def candidates_wanted(k: int, reranker: Reranker | None, rerank_top_n: int | Non
 
 
 class Search:
-    """Calibrated, fused search over one store's kinds.
+    """Calibrated, exact top-k search over one store's kinds (see the module docstring).
 
     Args:
         collections: The store's collections.
-        statistics: Its statistics (the means ``"gap"`` centres on).
+        statistics: Its statistics (the means ``"gap"`` and ``"scaled"`` centre on).
         records: Records -> documents.
         prior_count: Shrinkage of the per-kind means.
     """
@@ -101,6 +101,9 @@ class Search:
         self.records = records
         self.prior_count = prior_count
         self.dimension = collections.dimension
+        self.samples = Samples(collections, prior_count)
+        self.last_cost: TopKCost | None = None
+        """What the latest search cost (fetches, vectors fetched, rounds): for benchmarks and tests."""
         self._pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -132,28 +135,35 @@ class Search:
         kinds = _check_kinds(query_modality, modalities)
         q = check_vector(vector, self.dimension, "query vector")
         cw = chroma_where(where)
-        stats = self.statistics.current()
-        jobs = self._jobs(stats, kinds)
-        if not jobs:
-            return []
-        probe = q.astype(np.float64)
-        if calibration == "gap":
-            centred = center(q, stats.query_mean(query_modality, parts, prior_count=self.prior_count))
-            probe = centred if np.any(centred) else probe
-        found = self._candidates(
-            jobs, probe.astype(np.float32), max(CANDIDATES_FACTOR * k, CANDIDATES_MIN), cw
-        )
-        fused = fuse(
-            q,
-            [c for c, _ in found],
-            k,
-            calibration=calibration,
-            stats=stats,
-            query_kind=query_modality,
-            query_parts=parts,
-            prior_count=self.prior_count,
-        )
-        extras = {c.kind: extra for c, extra in found}
+        try:
+            stats = self.statistics.current()
+            jobs = self._jobs(stats, kinds)
+            if not jobs:
+                return []
+            state = self.samples.current(stats)
+            extras: dict[str, _Extras] = {kind: {} for kind, _, _ in jobs}
+            sources = [self._source(kind, col, count, cw, extras[kind], state) for kind, col, count in jobs]
+            cost = TopKCost()
+            hits = top_k(
+                q,
+                sources,
+                k,
+                calibration=calibration,
+                stats=stats,
+                query_kind=query_modality,
+                query_parts=parts,
+                prior_count=self.prior_count,
+                scales=state.scales,
+                executor=self._executor() if len(jobs) > 1 else None,
+                cost=cost,
+            )
+            self.last_cost = cost
+            for kind, col, _ in jobs:
+                _complete(col, [h.id for h in hits if h.kind == kind], extras[kind])
+        except OmniretrieveError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"search failed in store {self.collections.describe()}: {exc}") from exc
         return [
             SearchHit(
                 document=self.records.document(h.id, *extras[h.kind][h.id]),
@@ -161,7 +171,7 @@ class Search:
                 cosine=h.cosine,
                 modality=cast(Kind, h.kind),
             )
-            for h in fused
+            for h in hits
         ]
 
     def rerank(
@@ -200,37 +210,63 @@ class Search:
                 jobs.append((kind, col, count))
         return jobs
 
-    def _candidates(
-        self, jobs: list[tuple[Kind, Any, int]], probe: np.ndarray, n: int, where: dict[str, Any] | None
-    ) -> list[_Found]:
-        """Each kind's best ``n`` for ``probe``, with vectors, metadata and texts (kinds queried concurrently)."""
+    def _source(
+        self,
+        kind: Kind,
+        col: Any,
+        count: int,
+        where: dict[str, Any] | None,
+        extras: _Extras,
+        state: StoreSamples,
+    ) -> KindSource:
+        """One kind as :func:`top_k` fetches it.
 
-        def run(job: tuple[Kind, Any, int]) -> _Found:
-            kind, col, count = job
+        A small kind is fetched from its exact in-memory index (:mod:`._samples`; the ``where``
+        filter applied by one id query); any other from Chroma, each fetch stashing metadata and
+        texts in ``extras``. ``count`` (the kind's size) is an upper bound under a ``where`` filter:
+        a fetch that returns fewer than asked marks the kind exhausted.
+        """
+        bound = state.max_dot_mean.get(kind)
+        index = state.exact.get(kind)
+        if index is not None:
+            if where is not None:
+                allowed = set(col.get(where=where, include=[])["ids"])
+                rows = [n for n, i in enumerate(index.ids) if i in allowed]
+                index = ArrayIndex([index.ids[n] for n in rows], index.vectors[rows])
+            return KindSource(kind, len(index), index.fetch, max_dot_mean=bound)
+
+        def fetch(probe: np.ndarray, n: int) -> tuple[list[str], np.ndarray]:
+            n = min(n, count)
+            if n <= 0:
+                return [], np.zeros((0, self.dimension), dtype=np.float32)
             got = col.query(
                 query_embeddings=[probe],
-                n_results=min(n, count),
+                n_results=n,
                 where=where,
                 include=["embeddings", "metadatas", "documents"],
             )
             ids = list(got["ids"][0])
             vectors = np.asarray(got["embeddings"][0], dtype=np.float32).reshape(len(ids), self.dimension)
-            extra = {i: (m, d) for i, m, d in zip(ids, got["metadatas"][0], got["documents"][0], strict=True)}
-            return KindCandidates(kind, ids, vectors), extra
+            extras.update(zip(ids, zip(got["metadatas"][0], got["documents"][0], strict=True), strict=True))
+            return ids, vectors
 
-        try:
-            if len(jobs) == 1:
-                return [run(jobs[0])]
-            if self._pool is None:  # Chroma releases the GIL while it searches
-                self._pool = ThreadPoolExecutor(
-                    max_workers=len(KINDS) - 1, thread_name_prefix="omniretrieve-search"
-                )
-            futures = [self._pool.submit(run, job) for job in jobs[1:]]
-            return [run(jobs[0])] + [f.result() for f in futures]
-        except OmniretrieveError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"search failed in store {self.collections.describe()}: {exc}") from exc
+        return KindSource(kind, count, fetch, max_dot_mean=bound)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The threads the kinds are fetched on (Chroma releases the GIL while it searches)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=len(KINDS) - 1, thread_name_prefix="omniretrieve-search"
+            )
+        return self._pool
+
+
+def _complete(col: Any, ids: list[str], extras: _Extras) -> None:
+    """Read the metadata and text of the hits ``extras`` lacks (those fetched from memory)."""
+    missing = [i for i in ids if i not in extras]
+    if missing:
+        got = col.get(ids=missing, include=["metadatas", "documents"])
+        extras.update(zip(got["ids"], zip(got["metadatas"], got["documents"], strict=True), strict=True))
 
 
 def _check_kinds(query_modality: Any, modalities: Sequence[Any] | None) -> tuple[Kind, ...]:

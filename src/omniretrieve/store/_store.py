@@ -314,12 +314,15 @@ class Store:
                 combined item.
             k: How many hits to return.
             calibration: ``"gap"`` (default: modality-gap removal, scores comparable across
-                kinds), ``"rrf"`` (reciprocal-rank fusion) or ``"none"`` (raw cosine); see
-                :mod:`omniretrieve.calibration`.
+                kinds), ``"scaled"`` (experimental: gap removal, then each kind's scores divided
+                by a store-level width), ``"rrf"`` (reciprocal-rank fusion) or ``"none"`` (raw
+                cosine); see :mod:`omniretrieve.calibration`. Whichever, the hits are the ``k``
+                best by that score over the whole store, and ``search(q, k)`` is the first ``k``
+                of ``search(q, k2)`` for ``k < k2`` (:mod:`omniretrieve.topk`).
             where: A filter on your metadata (see :func:`chroma_where`).
             modalities: Only search these document kinds (default: all).
             reranker: Rerank with this (default: the store's ``reranker``, if set).
-            rerank_top_n: How many fused candidates the reranker sees (default ``max(k, 20)``).
+            rerank_top_n: How many of the best hits the reranker sees (default ``max(k, 20)``).
 
         Returns:
             Up to ``k`` hits, best first: by ``score`` or, when reranked, by ``rerank_score``.
@@ -355,7 +358,8 @@ class Store:
         Args:
             vector: The query embedding, ``(dimension,)``.
             k: How many hits.
-            query_modality: The query's kind, whose mean centres it under ``"gap"``.
+            query_modality: The query's kind, whose mean centres it under ``"gap"`` and
+                ``"scaled"`` (and whose widths ``"scaled"`` divides by).
             calibration: See :meth:`search`.
             where: See :meth:`search`.
             modalities: See :meth:`search`.
