@@ -2,8 +2,17 @@
 # Every check: lint, types, the core and integration tests, the examples and the notebook.
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 integrations=()
-for d in integrations/*/; do [ -f "$d/pyproject.toml" ] && integrations+=(-e "${d%/}[test]"); done
+with_tests=()
+for d in integrations/*/; do
+  [ -f "$d/pyproject.toml" ] || continue
+  integrations+=(-e "${d%/}")
+  with_tests+=(-e "${d%/}[test]")
+done
+# Two steps: the integrations depend on each other by name (the LlamaIndex distributions share
+# llama-index-embeddings-omniretrieve), and pip only finds a local project named in another's
+# extra once it is installed.
 "${PIP[@]}" -e ".[dev]" "${integrations[@]}"
+"${PIP[@]}" "${with_tests[@]}"
 
 # The gallery test renders in headless Chromium (Debian's package); install it where missing.
 if ! command -v chromium >/dev/null 2>&1; then
