@@ -62,3 +62,42 @@ def test_bad_arguments_fail_before_a_model_loads(tmp_path: Path) -> None:
     assert code == 2 and "give a text query" in out + err
     code, out, err = invoke("eval", "--store", str(tmp_path / "s"), "--model", "/no/such/model")
     assert code == 2 and "--queries" in out + err
+
+
+def test_eval_reports_judged_documents_and_queries_it_cannot_find(tmp_path: Path) -> None:
+    import json
+
+    corpus = tmp_path / "my-eval" / "corpus"
+    corpus.mkdir(parents=True)
+    (corpus / "red-circle.txt").write_text("a red circle", encoding="utf-8")
+    (corpus / "blue-square.txt").write_text("a blue square", encoding="utf-8")
+    (corpus / "not-indexed.txt").write_text("a green star", encoding="utf-8")
+    store_dir = tmp_path / "store"
+    code, out, err = invoke(
+        "index",
+        str(corpus / "red-circle.txt"),
+        str(corpus / "blue-square.txt"),
+        "--store",
+        str(store_dir),
+        "--model",
+        "fake:16",
+    )
+    assert code == 0, out + err
+    (tmp_path / "my-eval" / "queries.json").write_text(
+        json.dumps([{"id": "q1", "text": "a red circle"}]), encoding="utf-8"
+    )
+    judgments = {
+        "q1": {"corpus/red-circle.txt": 2, "blue-square": 0, "corpus/not-indexed.txt": 1, "nowhere": 1},
+        "q-missing": {"corpus/red-circle.txt": 1},
+    }
+    (tmp_path / "my-eval" / "judgments.json").write_text(json.dumps(judgments), encoding="utf-8")
+    code, out, err = invoke("eval", str(tmp_path / "my-eval"), "--store", str(store_dir), "--json")
+    assert code == 0, out + err
+    unknown = json.loads(out)["unknown"]
+    assert unknown == {
+        "documents": ["corpus/not-indexed.txt", "nowhere"],
+        "queries": ["q-missing"],
+        "judged_documents": 4,
+    }
+    assert "2 of 4 judged documents are not in the store" in err
+    assert "1 judged queries are not in the queries file" in err

@@ -25,6 +25,7 @@ from omniretrieve.evaluation import source_path
 if TYPE_CHECKING:
     from omniretrieve.cli.index import IndexReport
     from omniretrieve.documents import SearchHit
+    from omniretrieve.evaluation import UnknownJudgments
     from omniretrieve.gallery import GalleryEntry, GalleryQuery, Thumbnail
     from omniretrieve.media import MediaLoader
     from omniretrieve.store import StoreInfo
@@ -372,6 +373,26 @@ def print_search(
         out.print(f"gallery: {plain(str(html))}")
 
 
+def print_unknown_judgments(err: Console, unknown: UnknownJudgments) -> None:
+    """Warn, with counts, about judged documents not in the store and judged queries not defined."""
+    if unknown.documents:
+        shown = ", ".join(unknown.documents[:5]) + (" ..." if len(unknown.documents) > 5 else "")
+        err.print(
+            f"warning: {len(unknown.documents)} of {unknown.judged_documents} judged documents are not in "
+            f"the store; they count as misses: {shown}",
+            markup=False,
+            highlight=False,
+        )
+    if unknown.queries:
+        shown = ", ".join(unknown.queries[:5]) + (" ..." if len(unknown.queries) > 5 else "")
+        err.print(
+            f"warning: {len(unknown.queries)} judged queries are not in the queries file and were not "
+            f"searched: {shown}",
+            markup=False,
+            highlight=False,
+        )
+
+
 def print_eval(
     out: Console,
     results: Mapping[str, Mapping[str, Mapping[str, float]]],
@@ -380,10 +401,18 @@ def print_eval(
     queries: int,
     judgments: Path,
     json_output: bool,
+    unknown: UnknownJudgments | None = None,
 ) -> None:
     """Metrics of an ``eval`` run: JSON, or a table of query groups by calibration."""
     if json_output:
-        print_json({"k": k, "queries": queries, "metrics": results})
+        payload: dict[str, Any] = {"k": k, "queries": queries, "metrics": results}
+        if unknown is not None:
+            payload["unknown"] = {
+                "documents": list(unknown.documents),
+                "queries": list(unknown.queries),
+                "judged_documents": unknown.judged_documents,
+            }
+        print_json(payload)
         return
     out.print(metrics_table(results, k, f"{queries} queries, judgments {judgments}"))
 

@@ -55,9 +55,21 @@ def eval_command(
     chroma_host: HostOpt = None,
     chroma_port: PortOpt = 8000,
 ) -> None:
-    """Measure recall@k, MRR@k and nDCG@k of the store's search on judged queries."""
+    r"""Measure recall@k, MRR@k and nDCG@k of the store's search on judged queries.
+
+    \b
+    Files (a folder holding the first two, or --queries and --judgments):
+      queries.json    [{"id": "q1", "text": "a red circle"},
+                       {"id": "q2", "image": "queries/q2.png", "target": "image"}]
+      judgments.json  {"q1": {"circle.png": 2, "notes/circle.txt": 1}, "q2": {"circle.png": 2}}
+      docs.json       optional: {"circle": {"path": "corpus/circle.png"}} names documents
+    Documents are named by store id, by path relative to the judgments file, or by file stem.
+    Grades are integers; > 0 is relevant. Judged documents that are not in the store and
+    judged queries missing from the queries file are reported with counts (they count as misses
+    and are not searched, respectively). The README's "Judged queries" section has the details.
+    """
     from omniretrieve.calibration import Calibration, check_calibration
-    from omniretrieve.evaluation import evaluate_judged_queries, load_judged_queries
+    from omniretrieve.evaluation import evaluate_judged_queries, find_unknown_judgments, load_judged_queries
 
     out, err = _render.console(), _render.console(stderr=True)
     with errors(err):
@@ -72,9 +84,17 @@ def eval_command(
         calibrations: list[Calibration] = [check_calibration(c) for c in chosen]
         rr = load_reranker(reranker)
         with open_store(target, model, err=None if json_output else err, must_exist=True) as store:
+            unknown = find_unknown_judgments(store, judged)
             results = evaluate_judged_queries(
                 store, judged, calibrations=calibrations, k=k, reranker=rr, rerank_top_n=rerank_top_n
             )
+        _render.print_unknown_judgments(err, unknown)
         _render.print_eval(
-            out, results, k=k, queries=len(judged.queries), judgments=judgments, json_output=json_output
+            out,
+            results,
+            k=k,
+            queries=len(judged.queries),
+            judgments=judgments,
+            json_output=json_output,
+            unknown=unknown,
         )

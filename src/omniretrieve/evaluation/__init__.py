@@ -65,9 +65,11 @@ from omniretrieve.evaluation.metrics import (
 )
 from omniretrieve.evaluation.runs import (
     JudgedRun,
+    UnknownJudgments,
     embed_judged_queries,
     evaluate_by_group,
     evaluate_judged_queries,
+    find_unknown_judgments,
     run_judged_queries,
 )
 
@@ -77,12 +79,14 @@ __all__ = [
     "JudgedQueries",
     "JudgedQuery",
     "JudgedRun",
+    "UnknownJudgments",
     "Qrels",
     "Run",
     "embed_judged_queries",
     "evaluate",
     "evaluate_by_group",
     "evaluate_judged_queries",
+    "find_unknown_judgments",
     "load_judged_queries",
     "ndcg_at_k",
     "per_query",

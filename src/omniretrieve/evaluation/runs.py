@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from omniretrieve.calibration import DEFAULT_CALIBRATION, Calibration, check_calibration
@@ -32,6 +33,73 @@ class JudgedRun:
 
     run: dict[str, list[str]]
     hits: dict[str, list[SearchHit]]
+
+
+@dataclass(frozen=True)
+class UnknownJudgments:
+    """What a judged set names that the store or the queries file does not hold.
+
+    Judgments on a document that is not stored can never be found: every metric counts them as
+    misses. Judgments on a query that is not in the queries file are never searched.
+
+    Attributes:
+        documents: Judged document names found neither as a store id nor as a stored file
+            (through ``docs.json``, a path relative to the judgments, or a file stem there).
+        queries: Query ids in the judgments that the queries file does not define.
+        judged_documents: How many distinct documents the judgments name.
+    """
+
+    documents: tuple[str, ...]
+    queries: tuple[str, ...]
+    judged_documents: int
+
+    @property
+    def any(self) -> bool:
+        """Whether anything is unknown."""
+        return bool(self.documents or self.queries)
+
+
+def find_unknown_judgments(store: Store, judged: JudgedQueries) -> UnknownJudgments:
+    """Which judged documents are not in ``store`` and which judged queries are not defined.
+
+    A name is known when it is a stored id, or names a file (by ``docs.json``, by a path relative
+    to the judgments file, or by its stem in that folder) whose content is stored: the file is
+    read and hashed as ``omniretrieve index`` does (ids are content hashes).
+    """
+    from omniretrieve.documents import content_sha256
+    from omniretrieve.errors import OmniretrieveError
+    from omniretrieve.media import from_path
+
+    query_ids = {q.id for q in judged.queries}
+    unknown_queries = tuple(sorted(q for q in judged.qrels if q not in query_ids))
+    names = sorted(judged.judged_names)
+    stored = store.get(names) if names else []
+    paths_by_name = {name: path for path, name in judged.names_by_path.items()}
+    unknown: list[str] = []
+    for name, doc in zip(names, stored, strict=True):
+        if doc is not None:
+            continue
+        path = _judged_file(name, paths_by_name, judged.base)
+        try:
+            found = path is not None and store.get([content_sha256(from_path(path))])[0] is not None
+        except OmniretrieveError:
+            found = False
+        if not found:
+            unknown.append(name)
+    return UnknownJudgments(tuple(unknown), unknown_queries, len(names))
+
+
+def _judged_file(name: str, paths_by_name: Mapping[str, Path], base: Path | None) -> Path | None:
+    """The file a judged document name points at, if any."""
+    if name in paths_by_name:
+        return paths_by_name[name]
+    if base is None:
+        return None
+    candidate = base / name
+    if candidate.is_file():
+        return candidate
+    stems = sorted(p for p in base.glob(f"**/{name}.*") if p.is_file()) if "/" not in name else []
+    return stems[0] if stems else None
 
 
 def embed_judged_queries(store: Store, judged: JudgedQueries) -> dict[str, np.ndarray]:
@@ -161,8 +229,10 @@ def evaluate_judged_queries(
 
 __all__ = [
     "JudgedRun",
+    "UnknownJudgments",
     "embed_judged_queries",
     "evaluate_by_group",
     "evaluate_judged_queries",
+    "find_unknown_judgments",
     "run_judged_queries",
 ]
