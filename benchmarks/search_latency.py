@@ -6,15 +6,15 @@ random unit vectors of ``--dim`` dimensions, written through the store's vector-
 vectors with a ``modality`` metadata key. Then, interleaved in the same run, for the same random
 queries:
 
-* ``store.search_vector(q, k=10)`` with the default calibration (``scaled``), ``gap``, ``none`` and
+* ``store.search_vector(q, k=10)`` with the default calibration (``DEFAULT_CALIBRATION``), ``gap``, ``none`` and
   ``rrf``: the exact top-k (:func:`omniretrieve.topk.top_k`: per-kind fetches, concurrent, widened
-  until a bound proves the top 10), with the per-state samples and widths already computed;
+  until a bound proves the top 10), with the per-state samples and bounds already computed;
 * ``store.search(q, k=10)`` on a text query (embedding included; the fake embedder is ~free);
 * one unfiltered top-10 ``collection.query`` on the single collection;
 * the same query with ``where={"modality": "image"}`` (what a one-collection design needs).
 
 Also recorded: what the first default search after a write costs (the store recomputes each
-kind's sample, the widths and the bounds once per store state: ``samples_recompute_ms``), and the
+kind's sample, ``auto``'s statistic and the bounds once per store state: ``samples_recompute_ms``), and the
 mean number of vectors fetched and of fetch rounds per default search.
 
 Ingest runs at roughly 700 vectors/s on 2 cores, so 100k documents (twice: store and baseline)

@@ -6,16 +6,18 @@ import numpy as np
 import pytest
 
 from omniretrieve.calibration import (
+    GAP_THRESHOLD,
     KindCandidates,
     ModalityStats,
+    auto_choice,
     center,
     check_calibration,
     cosine_scores,
     fuse,
     gap_scores,
+    gap_statistic,
     l2_normalize,
-    pair_scale,
-    pair_scales,
+    resolve,
     rrf_scores,
 )
 from omniretrieve.documents import Document
@@ -227,67 +229,55 @@ def test_drifted_statistics_are_recounted_on_open(tmp_path: Path) -> None:
         _assert_stats_equal(store.statistics(), ModalityStats.from_vectors(dim, {"text": vectors}))
 
 
-def test_scaled_restores_a_weaker_tower_with_one_width_per_pair_of_kinds() -> None:
-    # 200 concepts in 20 topics; texts and queries see them sharply, images through a noisy tower
-    # (their scores are compressed), and each modality sits behind its own offset (the gap)
-    rng = np.random.default_rng(0)
-    dim, n = 32, 200
-    topics = l2_normalize(rng.standard_normal((20, dim)))
-    concepts = l2_normalize(topics[np.arange(n) % 20] + 0.6 * rng.standard_normal((n, dim)) / np.sqrt(dim))
-    off_t, off_i = l2_normalize(rng.standard_normal((2, dim))) * 3
-
-    def tower(noise: float, offset: np.ndarray) -> np.ndarray:
-        return l2_normalize(concepts + noise * rng.standard_normal((n, dim)) / np.sqrt(dim) + offset)
-
-    texts, queries, images = tower(0.1, off_t), tower(0.1, off_t), tower(1.5, off_i)
-    stats = ModalityStats.from_vectors(dim, {"text": texts, "image": images})
-    samples = {"text": texts[::2], "image": images[::2]}
-    scales = pair_scales(samples, stats)
-    assert set(scales) == {("text", "text"), ("text", "image"), ("image", "text"), ("image", "image")}
-    assert scales[("text", "image")] < 0.8 * scales[("text", "text")]  # the compressed pair is narrower
+@pytest.mark.parametrize("gap", [0.0, 0.5, 3.0])
+def test_auto_is_gap_with_a_gap_and_none_without(gap: float) -> None:
+    texts, images, queries = offset_corpus(gap=gap)
+    statistic = gap_statistic({"text": texts, "image": images})
+    assert statistic is not None
+    if gap == 3.0:
+        assert statistic > 2 * GAP_THRESHOLD  # the offsets dominate: far above the threshold
+        assert auto_choice(statistic) == "gap"
+    else:
+        assert statistic < GAP_THRESHOLD / 2
+        assert auto_choice(statistic) == "none"
+    # the promise: "auto" ranks and scores exactly as the method it chose (from the samples given)
+    stats = ModalityStats.from_vectors(texts.shape[1], {"text": texts, "image": images})
     cands = [
-        KindCandidates("text", [f"t{i}" for i in range(n)], texts),
-        KindCandidates("image", [f"i{i}" for i in range(n)], images),
+        KindCandidates("text", [f"t{i}" for i in range(len(texts))], texts),
+        KindCandidates("image", [f"i{i}" for i in range(len(images))], images),
     ]
-    qrels = {
-        f"q{i}": {
-            f"t{i}": 2,
-            f"i{i}": 2,
-            **{f"{m}{j}": 1 for j in range(i % 20, n, 20) if j != i for m in "ti"},
-        }
-        for i in range(n)
-    }
-    runs: dict[str, dict[str, list[str]]] = {"gap": {}, "scaled": {}}
-    for i in range(n):
-        by = {c: fuse(queries[i], cands, 2 * n, calibration=c, stats=stats, scales=scales) for c in runs}  # type: ignore[arg-type]
-        for c in runs:
-            runs[c][f"q{i}"] = [h.id for h in by[c]]
-        # the promise: per kind, the "gap" score divided by that pair's store-level width
-        gap_score = {h.id: h.score for h in by["gap"]}
-        for h in by["scaled"]:
-            assert h.score == pytest.approx(gap_score[h.id] / scales[("text", h.kind)])
-    metrics = {c: evaluate(runs[c], qrels, k=10)["ndcg@10"] for c in runs}
-    assert metrics["scaled"] >= metrics["gap"] + 0.01
-    # the widths can be computed once and passed, or from the samples on each call: same lists
-    again = fuse(queries[0], cands, 20, calibration="scaled", stats=stats, samples=samples)
-    assert [h.id for h in again] == runs["scaled"]["q0"][:20]
+    samples = {"text": texts[::3], "image": images[::3]}
+    chosen = auto_choice(gap_statistic(samples))
+    assert chosen == auto_choice(statistic)
+    for q in queries[:10]:
+        auto = fuse(q, cands, 30, calibration="auto", stats=stats, samples=samples)
+        assert auto == fuse(q, cands, 30, calibration=chosen, stats=stats)
+        assert auto == fuse(q, cands, 30, calibration="auto", stats=stats, auto=chosen)
 
 
-def test_pair_scale_fallbacks_and_widths() -> None:
-    scales = {("text", "text"): 0.5, ("text", "image"): 0.2, ("image", "image"): 0.4}
-    assert pair_scale(scales, "text", "image") == 0.2
-    assert pair_scale(None, "text", "image") == 1.0
-    assert pair_scale(scales, "image", "text") == pytest.approx(0.4)  # median of image's known widths
-    assert pair_scale(scales, "text", "audio") == pytest.approx(0.35)  # median of text's
-    assert pair_scale(scales, "combined", "image", ("text", "image")) == pytest.approx(np.sqrt(0.2 * 0.4))
-    assert pair_scale(scales, "audio", "text") == 1.0
-    # widths: quantile minus median of the sampled gap scores, a vector never paired with itself
+def test_gap_statistic_definition_and_fallbacks() -> None:
     rng = np.random.default_rng(6)
+    a = l2_normalize(rng.standard_normal((30, 8)) + 2.0)
+    b = l2_normalize(rng.standard_normal((20, 8)))
     one = l2_normalize(rng.standard_normal((1, 8)))
-    many = l2_normalize(rng.standard_normal((30, 8)))
-    stats = ModalityStats.from_vectors(8, {"text": many, "image": one})
-    widths = pair_scales({"text": many, "image": one}, stats)
-    assert ("image", "image") not in widths  # one vector: no pair
-    centred = center(many, stats.mean("text"))
-    s = (centred @ centred.T)[~np.eye(30, dtype=bool)]
-    assert widths[("text", "text")] == pytest.approx(float(np.quantile(s, 0.99) - np.median(s)))
+    within = (a @ a.T)[~np.eye(30, dtype=bool)]
+    cross = (a @ b.T).ravel()
+    expected = (np.median(within) - np.median(cross)) / (np.quantile(cross, 0.99) - np.median(cross))
+    # b -> a is also measured; the statistic is the larger of the two
+    assert gap_statistic({"a": a, "b": b}) == pytest.approx(
+        max(expected, gap_statistic({"b": b, "a": a}) or 0)
+    )
+    assert gap_statistic({"a": a, "b": b}) >= expected - 1e-12  # type: ignore[operator]
+    # a kind with one vector has no within-kind pair: only the other direction counts
+    wb = (a @ one.T).ravel()
+    only = (np.median(within) - np.median(wb)) / (np.quantile(wb, 0.99) - np.median(wb))
+    assert gap_statistic({"a": a, "one": one}) == pytest.approx(only)
+    # fewer than two kinds: nothing to compare, "auto" is "none"
+    assert gap_statistic({"a": a}) is None
+    assert gap_statistic({"a": a, "empty": np.zeros((0, 8)), "missing": None}) is None
+    assert auto_choice(None) == "none"
+    assert resolve("auto", {"a": a}) == "none"
+    assert resolve("auto", auto="gap") == "gap"
+    assert resolve("rrf", auto="gap") == "rrf"
+    with pytest.raises(InvalidInputError):
+        resolve("scaled")  # type: ignore[arg-type]

@@ -82,12 +82,19 @@ def test_errors_and_empty_kinds() -> None:
     with pytest.raises(InvalidInputError):
         top_k(vecs[0], [src], 2, calibration="gap")  # needs statistics
     with pytest.raises(InvalidInputError):
-        top_k(vecs[0], [src], 2, calibration="scaled")  # needs statistics
+        top_k(vecs[0], [src], 2, calibration="auto", auto="gap")  # chose "gap": needs statistics
+    with pytest.raises(InvalidInputError):
+        top_k(vecs[0], [src], 2, calibration="scaled")  # type: ignore[arg-type]  # removed
     stats = ModalityStats.from_vectors(dim, {"text": vecs})
-    # without samples nor widths, "scaled" is the "gap" score (pair_scale falls back to 1)
-    plain = top_k(vecs[0], [src], 3, calibration="scaled", stats=stats)
+    # one kind (no pair to measure a gap on): "auto" is "none", and records what it applied
+    cost = TopKCost()
+    auto = top_k(vecs[0], [src], 3, calibration="auto", stats=stats, cost=cost)
+    plain = top_k(vecs[0], [src], 3, calibration="none", stats=stats)
+    assert [(h.id, h.score) for h in auto] == [(h.id, h.score) for h in plain]
+    assert cost.calibration == "none"
+    chosen = top_k(vecs[0], [src], 3, calibration="auto", stats=stats, auto="gap")
     gap = top_k(vecs[0], [src], 3, calibration="gap", stats=stats)
-    assert [(h.id, h.score) for h in plain] == [(h.id, h.score) for h in gap]
+    assert [(h.id, h.score) for h in chosen] == [(h.id, h.score) for h in gap]
 
 
 @settings(max_examples=60, deadline=None)

@@ -9,33 +9,29 @@ they show. Raw cosine scores are comparable within one modality only.
 
 Calibrations (``calibration=`` on search):
 
-* ``"scaled"`` (experimental, by name): ``"gap"`` removal, then each (query kind, document kind) pair's scores
-  divided by one store-level constant, the *tail width* of that pair: over a fixed sample of each
-  kind's stored vectors, the ``"gap"`` scores between sampled vectors of the query's kind (standing
-  in for queries) and sampled vectors of the document's kind, and the width is their
-  :data:`TAIL_QUANTILE` (0.99) quantile minus their median (:func:`pair_scales`). A weaker tower, a
-  residual gap or a kind whose vectors spread differently compresses or stretches one pair's
-  scores; relevant documents score in the upper tail, so the tail's width is the unit that makes
-  pairs comparable. A score is "how many tail widths above orthogonal (after gap removal) this
-  document is", no supervision, and 0 keeps its meaning (orthogonal), so no location is moved.
-  The widths depend on the store (its means and samples), not on the query: within one store
-  state, scores are comparable across queries of the same kind and across document kinds; not
-  across stores, nor across query kinds (each has its own widths). The map is one positive factor
-  per kind, so the exact top-k of :mod:`omniretrieve.topk` holds. Without samples (or a pair with
-  fewer than two sampled scores) see :func:`pair_scale`: an unknown pair is scaled like the
-  median of the known ones; with nothing known the score is the ``"gap"`` score.
-  ``benchmarks/results/calibration.json`` compares it with the others, and says where it loses.
-* ``"gap"`` (default): post-hoc gap removal (GR-CLIP, Li et al. 2025, "Closing the Modality Gap
+* ``"auto"`` (default): ``"gap"`` or ``"none"``, chosen once per store state from a fixed sample
+  of each kind's stored vectors (:func:`gap_statistic`): for every ordered pair of sampled kinds
+  ``(a, b)``, the median raw cosine between vectors of ``a`` minus the median raw cosine from
+  ``a`` to ``b``, in units of the ``a -> b`` tail width (the :data:`TAIL_QUANTILE` quantile of the
+  ``a -> b`` scores minus their median). Above :data:`GAP_THRESHOLD` (1: a typical document of the
+  query's own kind outscores a top-1% document of the other kind) the store has a modality gap
+  and ``"auto"`` is ``"gap"``; else the model already puts the kinds on one scale and centring
+  would only remove content (a kind's mean is partly what its documents are about), so ``"auto"``
+  is ``"none"``; with fewer than two sampled kinds it is ``"none"``. A score is the chosen
+  method's score (comparable across queries and kinds within one store state; the choice can
+  change when the store changes). Where it loses (a much noisier tower without a gap):
+  ``benchmarks/results/calibration.json``.
+* ``"gap"``: post-hoc gap removal (GR-CLIP, Li et al. 2025, "Closing the Modality Gap
   for Mixed Modality Search"). For each document kind ``m`` the store keeps the mean ``mu_m`` of
   the stored (L2-normalised) embeddings of that kind, updated on every add, update and delete.
   A document vector ``d`` of kind ``m`` becomes ``d' = (d - mu_m) / |d - mu_m|``, the query
   ``q`` of kind ``k`` becomes ``q' = (q - mu_k) / |q - mu_k|``, and the score is ``q' . d'``:
   a cosine in ``[-1, 1]`` between gap-free directions, comparable across kinds when the kinds'
-  towers are equally sharp (``"scaled"`` handles the other case). Means are
-  shrunk toward zero by a pseudo-count (``mu = sum / (n + prior_count)``) so that a kind with a
-  single document is not centred onto itself (``d - mu`` would be zero). A query of a kind with
-  no stored documents is centred on the mean of its parts' kinds (a combined query) or not at
-  all.
+  towers are equally sharp. Means are shrunk toward zero by a pseudo-count
+  (``mu = sum / (n + prior_count)``) so that a kind with a single document is not centred onto
+  itself (``d - mu`` would be zero). A query of a kind with no stored documents is centred on the
+  mean of its parts' kinds (a combined query) or not at all. On a gap-free model it costs a
+  few points of nDCG (the means it removes hold content).
 * ``"rrf"``: reciprocal-rank fusion of the per-kind lists, each ranked by raw cosine:
   ``score = 1 / (60 + rank)`` (rank from 1 within the document's kind). It interleaves kinds
   regardless of how well each matches; no statistics are needed.
@@ -52,7 +48,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -60,15 +56,15 @@ import numpy as np
 
 from omniretrieve.errors import InvalidInputError
 
-Calibration: TypeAlias = Literal["scaled", "gap", "rrf", "none"]
+Calibration: TypeAlias = Literal["auto", "gap", "rrf", "none"]
 """How scores of different kinds are made comparable; see the module docstring."""
 
-CALIBRATIONS: tuple[Calibration, ...] = ("scaled", "gap", "rrf", "none")
+CALIBRATIONS: tuple[Calibration, ...] = ("auto", "gap", "rrf", "none")
 
-DEFAULT_CALIBRATION: Calibration = "gap"
-"""The default. ``"scaled"`` depends on which vectors its sample holds and lost to ``"gap"`` by up to
-0.05 nDCG@10 on held-out worlds once measured through the store (``benchmarks/results/calibration.json``);
-no method yet is within 0.01 of the best fixed one on every world (gap-free models favour ``"none"``)."""
+DEFAULT_CALIBRATION: Calibration = "auto"
+"""The default. ``"auto"`` is within 0.01 of the best fixed method, and above 0.9 of the oracle
+interleave, on every world but one of ``benchmarks/results/calibration.json`` (``"gap"`` misses on
+five); the note there says which world it misses and why."""
 
 RRF_K = 60
 """The constant of reciprocal-rank fusion (Cormack et al. 2009)."""
@@ -135,96 +131,76 @@ def query_probe(
 ) -> np.ndarray:
     """The unit vector documents are compared with (the probe of the index).
 
-    The query centred on its kind's mean for ``"gap"`` and ``"scaled"``, else the query itself;
-    also the query itself when centring leaves nothing.
+    The query centred on its kind's mean for ``"gap"``, else the query itself (resolve ``"auto"``
+    first: :func:`resolve`); also the query itself when centring leaves nothing.
     """
     q = l2_normalize(np.asarray(query, dtype=np.float64))
-    if calibration not in ("gap", "scaled") or stats is None:
+    if calibration != "gap" or stats is None:
         return q
     probe = center(q, stats.query_mean(query_kind, query_parts, prior_count=prior_count))
     return probe if np.any(probe) else q
 
 
 TAIL_QUANTILE = 0.99
-"""``"scaled"`` measures each pair of kinds by the distance from the median to this quantile of its
-sampled ``"gap"`` scores (the upper tail, where relevant documents score)."""
+""":func:`gap_statistic` measures score differences in units of the distance from the median to this
+quantile of a pair's sampled raw cosines (the upper tail, where relevant documents score)."""
 
-SCALE_FLOOR = 1e-6
-"""The smallest tail width ``"scaled"`` divides by."""
-
-PairScales: TypeAlias = Mapping[tuple[str, str], float]
-"""(query kind, document kind) -> the tail width of that pair's ``"gap"`` scores (:func:`pair_scales`)."""
+GAP_THRESHOLD = 1.0
+""":func:`auto_choice` picks ``"gap"`` when :func:`gap_statistic` is above this, else ``"none"``."""
 
 
-def pair_scales(
-    samples: Mapping[str, np.ndarray | None],
-    stats: ModalityStats,
-    prior_count: float = PRIOR_COUNT,
-    quantile: float = TAIL_QUANTILE,
-) -> dict[tuple[str, str], float]:
-    """The store-level tail widths ``"scaled"`` divides ``"gap"`` scores by.
+def gap_statistic(samples: Mapping[str, np.ndarray | None], quantile: float = TAIL_QUANTILE) -> float | None:
+    """How far apart the kinds' raw cosines sit, in tail widths; ``None`` with fewer than two kinds.
 
-    For every pair of sampled kinds ``(a, b)``, the ``"gap"`` scores between the sampled vectors
-    of ``a`` (standing in for queries of kind ``a``) and those of ``b``, a vector never paired with
-    itself; the width is the ``quantile`` of these scores minus their median. Pairs without two
-    scores, or with a width below :data:`SCALE_FLOOR`, are left out (:func:`pair_scale` fills them).
+    For every ordered pair of sampled kinds ``(a, b)`` with at least two vectors of ``a``: the
+    median raw cosine between two different sampled vectors of ``a``, minus the median raw cosine
+    from a sampled vector of ``a`` to one of ``b``, divided by the tail width of the ``a -> b``
+    cosines (their ``quantile`` minus their median). The largest over the pairs.
 
     Args:
         samples: Kind -> a fixed sample of its stored vectors (a few hundred suffice; the cost is
             the product of the sample sizes per pair).
-        stats: The corpus statistics (the means the vectors are centred on).
-        prior_count: Shrinkage of the means.
-        quantile: The upper quantile (:data:`TAIL_QUANTILE`).
+        quantile: The upper quantile of the tail width (:data:`TAIL_QUANTILE`).
     """
-    centred: dict[str, np.ndarray] = {}
-    for kind, sample in samples.items():
-        if sample is None or len(sample) == 0 or stats.count(kind) <= 0:
+    units = {k: l2_normalize(np.atleast_2d(v)) for k, v in samples.items() if v is not None and len(v)}
+    found: list[float] = []
+    for a, va in units.items():
+        if len(va) < 2:
             continue
-        centred[kind] = center(np.atleast_2d(sample), stats.mean(kind, prior_count=prior_count))
-    widths: dict[tuple[str, str], float] = {}
-    for a, qa in centred.items():
-        for b, db in centred.items():
-            scores = qa @ db.T
-            values = scores[~np.eye(len(qa), dtype=bool)] if a == b else scores.ravel()
-            if len(values) < 2:
+        within = va @ va.T
+        inside = float(np.median(within[~np.eye(len(va), dtype=bool)]))
+        for b, vb in units.items():
+            if b == a:
                 continue
-            width = float(np.quantile(values, quantile) - np.median(values))
-            if width >= SCALE_FLOOR:
-                widths[(a, b)] = width
-    return widths
+            cross = (va @ vb.T).ravel()
+            median = float(np.median(cross))
+            width = max(float(np.quantile(cross, quantile)) - median, 1e-12)
+            found.append((inside - median) / width)
+    return max(found) if found else None
 
 
-def pair_scale(
-    scales: PairScales | None, query_kind: str, doc_kind: str, query_parts: Sequence[str] = ()
-) -> float:
-    """The tail width that ``"scaled"`` divides the ``"gap"`` scores of ``doc_kind`` by, for one query.
+def auto_choice(statistic: float | None) -> Calibration:
+    """What ``"auto"`` applies for a store whose :func:`gap_statistic` is ``statistic``."""
+    return "gap" if statistic is not None and statistic > GAP_THRESHOLD else "none"
 
-    The width of ``(query_kind, doc_kind)``; for a query kind without a sample (a combined query),
-    the geometric mean of its parts' widths; a pair still unknown gets the median of the known
-    widths for the query (a kind with a single document), and a query with none known gets 1 (the
-    ``"gap"`` score).
+
+def resolve(
+    calibration: Calibration,
+    samples: Mapping[str, np.ndarray | None] | None = None,
+    auto: Calibration | None = None,
+) -> Calibration:
+    """The calibration applied: ``calibration`` itself, or for ``"auto"`` its choice.
+
+    Args:
+        calibration: A name from :data:`CALIBRATIONS`.
+        samples: For ``"auto"`` without ``auto``: the kinds' samples (:func:`gap_statistic`).
+        auto: For ``"auto"``: the choice already made for this store state (preferred: the store
+            caches it per state).
     """
-    if not scales:
-        return 1.0
-    if (query_kind, doc_kind) in scales:
-        return scales[(query_kind, doc_kind)]
-    parts = [scales[(p, doc_kind)] for p in query_parts if (p, doc_kind) in scales]
-    if parts:
-        return float(np.exp(np.mean(np.log(parts))))
-    kinds = [query_kind, *query_parts]
-    known = [w for (a, _), w in scales.items() if a in kinds]
-    return float(np.median(known)) if known else 1.0
-
-
-def kind_transform(calibration: Calibration, scale: float) -> Callable[[np.ndarray], np.ndarray]:
-    """The increasing map from a kind's per-document score to its calibrated score, for one query.
-
-    ``"scaled"``: the ``"gap"`` score divided by ``scale`` (> 0, :func:`pair_scale`); else the
-    identity.
-    """
-    if calibration != "scaled":
-        return lambda scores: scores
-    return lambda scores: scores / scale
+    calibration = check_calibration(calibration)
+    if calibration != "auto":
+        return calibration
+    return auto if auto in ("gap", "none") else auto_choice(gap_statistic(samples or {}))
 
 
 @dataclass
@@ -360,7 +336,7 @@ def fuse(
     query_parts: Sequence[str] = (),
     prior_count: float = PRIOR_COUNT,
     samples: Mapping[str, np.ndarray] | None = None,
-    scales: PairScales | None = None,
+    auto: Calibration | None = None,
 ) -> list[FusedHit]:
     """Score every candidate exactly and merge all kinds into one list of the best ``k``.
 
@@ -372,27 +348,24 @@ def fuse(
         candidates: Per-kind candidate lists with their stored vectors.
         k: How many hits to return.
         calibration: A name from :data:`CALIBRATIONS` (module docstring).
-        stats: The corpus statistics (needed for ``"gap"`` and ``"scaled"``).
+        stats: The corpus statistics (needed for ``"gap"``, and ``"auto"`` when it picks it).
         query_kind: The query's kind, for its mean.
         query_parts: The query's part modalities (a combined query).
         prior_count: Shrinkage of the means.
-        samples: Kind -> a fixed sample of its stored vectors: ``"scaled"`` computes its widths
-            from them (:func:`pair_scales`) when ``scales`` is not given.
-        scales: The widths of :func:`pair_scales`, computed once per store state (preferred).
+        samples: Kind -> a fixed sample of its stored vectors: ``"auto"`` chooses from them
+            (:func:`resolve`) when ``auto`` is not given.
+        auto: For ``"auto"``: the choice made once per store state (preferred).
 
     Returns:
         Hits by score descending; ties broken by raw cosine, then id.
 
     Raises:
-        InvalidInputError: unknown calibration, or ``"gap"``/``"scaled"`` without statistics.
+        InvalidInputError: unknown calibration, or ``"gap"`` without statistics.
     """
-    check_calibration(calibration)
-    if calibration in ("gap", "scaled") and stats is None:
+    calibration = resolve(calibration, samples, auto)
+    if calibration == "gap" and stats is None:
         raise InvalidInputError("stats", f"{calibration} calibration needs the corpus statistics")
     q = np.asarray(query, dtype=np.float64)
-    if calibration == "scaled" and scales is None:
-        assert stats is not None
-        scales = pair_scales(samples or {}, stats, prior_count)
     probe = query_probe(q, calibration, stats, query_kind, query_parts, prior_count)
     hits: list[FusedHit] = []
     for cand in candidates:
@@ -408,9 +381,7 @@ def fuse(
             scores = cosines
         else:
             assert stats is not None
-            mean = stats.mean(cand.kind, prior_count=prior_count)
-            transform = kind_transform(calibration, pair_scale(scales, query_kind, cand.kind, query_parts))
-            scores = transform(gap_scores(probe, vectors, None, mean))
+            scores = gap_scores(probe, vectors, None, stats.mean(cand.kind, prior_count=prior_count))
         for i in range(len(cand.ids)):
             hits.append(FusedHit(cand.kind, i, cand.ids[i], float(scores[i]), float(cosines[i])))
     hits.sort(key=lambda h: (-h.score, -h.cosine, h.id))
@@ -420,24 +391,23 @@ def fuse(
 __all__ = [
     "CALIBRATIONS",
     "DEFAULT_CALIBRATION",
+    "GAP_THRESHOLD",
     "PRIOR_COUNT",
     "RRF_K",
-    "SCALE_FLOOR",
     "TAIL_QUANTILE",
-    "PairScales",
     "Calibration",
     "FusedHit",
     "KindCandidates",
     "ModalityStats",
     "center",
+    "auto_choice",
     "check_calibration",
     "cosine_scores",
     "fuse",
     "gap_scores",
-    "kind_transform",
-    "pair_scale",
-    "pair_scales",
+    "gap_statistic",
     "l2_normalize",
     "query_probe",
+    "resolve",
     "rrf_scores",
 ]

@@ -23,9 +23,8 @@ float32 arithmetic):
   sqrt(1 + |mu_m|^2 - 2M)`` and ``|d - mu_m| <= U = 1 + |mu_m|``, so an unfetched document
   scores at most ``(c - mu_m.q') / L`` when that numerator is positive and
   ``(c - mu_m.q') / U`` when it is negative (and never above 1).
-* ``"scaled"``: the ``"gap"`` score divided by a positive store-level width per kind (from the
-  store's samples, never from the fetched candidates), so the ``"gap"`` bound divided by the
-  same width bounds it.
+* ``"auto"``: ``"gap"`` or ``"none"``, chosen per store state before the search
+  (:func:`omniretrieve.calibration.resolve`), so that method's bound.
 * ``"rrf"``: the score is a function of the rank by raw cosine within the kind; a kind's first
   ``k`` ranks are exact once its ``k``-th fetched cosine is above ``c`` (no unfetched document
   can tie it and win on id), or the kind is exhausted.
@@ -63,14 +62,10 @@ from omniretrieve.calibration import (
     Calibration,
     FusedHit,
     ModalityStats,
-    PairScales,
-    check_calibration,
     gap_scores,
-    kind_transform,
     l2_normalize,
-    pair_scale,
-    pair_scales,
     query_probe,
+    resolve,
 )
 from omniretrieve.errors import InvalidInputError
 
@@ -101,8 +96,8 @@ class KindSource:
         count: How many documents the kind holds (an upper bound is fine: a fetch that returns
             fewer than asked marks the kind exhausted).
         fetch: See :data:`Fetch`.
-        sample: Stored vectors of the kind, a fixed sample (``"scaled"`` computes its widths from
-            the samples when :func:`top_k` is not given ``scales``); ``None`` when not needed.
+        sample: Stored vectors of the kind, a fixed sample (``"auto"`` chooses from the samples
+            when :func:`top_k` is not given ``auto``); ``None`` when not needed.
         max_dot_mean: A known upper bound of ``d . mu`` over the kind (``mu`` the kind's mean),
             e.g. cached by the store; ``None``: fetched when needed.
     """
@@ -116,7 +111,7 @@ class KindSource:
 
 @dataclass
 class TopKCost:
-    """What one :func:`top_k` call cost, and the calibration it applied.
+    """What one :func:`top_k` call cost, and the calibration it applied (``"auto"`` resolved).
 
     Attributes:
         fetches: Index queries made.
@@ -229,7 +224,7 @@ def top_k(
     query_parts: Sequence[str] = (),
     prior_count: float = PRIOR_COUNT,
     cost: TopKCost | None = None,
-    scales: PairScales | None = None,
+    auto: Calibration | None = None,
     executor: Executor | None = None,
     first_fetch: int | None = None,
 ) -> list[FusedHit]:
@@ -240,14 +235,13 @@ def top_k(
         sources: One :class:`KindSource` per document kind to search.
         k: How many hits.
         calibration: A name from :data:`omniretrieve.calibration.CALIBRATIONS`.
-        stats: The corpus statistics (needed for ``"gap"`` and ``"scaled"``).
+        stats: The corpus statistics (needed for ``"gap"``, and ``"auto"`` when it picks it).
         query_kind: The query's kind, for its mean.
         query_parts: The query's part modalities (a combined query).
         prior_count: Shrinkage of the means.
         cost: If given, filled with what the search cost.
-        scales: For ``"scaled"``: the store's widths
-            (:func:`omniretrieve.calibration.pair_scales`, computed once per store state); ``None``:
-            computed here from the sources' samples (a cost per call the store should avoid).
+        auto: For ``"auto"``: the store's choice (``"gap"`` or ``"none"``, made once per store state);
+            ``None``: chosen here from the sources' samples (a cost per call the store should avoid).
         executor: If given, the fetches of one round (every kind's first fetch, then the kinds
             widened together) run concurrently on it; ``None``: one after the other.
         first_fetch: The size of every kind's first fetch (default ``max(2k, FIRST_FETCH_MIN)``);
@@ -260,16 +254,13 @@ def top_k(
     Raises:
         InvalidInputError: unknown calibration, ``k < 1``, missing statistics.
     """
-    calibration = check_calibration(calibration)
+    calibration = resolve(calibration, {s.kind: s.sample for s in sources}, auto)
     if k < 1:
         raise InvalidInputError(f"k={k!r}", "must be a positive int")
-    if calibration in ("gap", "scaled") and stats is None:
+    if calibration == "gap" and stats is None:
         raise InvalidInputError("stats", f"{calibration} calibration needs the corpus statistics")
     cost = cost if cost is not None else TopKCost()
     q = l2_normalize(np.asarray(query, dtype=np.float64))
-    if calibration == "scaled" and scales is None:
-        assert stats is not None
-        scales = pair_scales({s.kind: s.sample for s in sources}, stats, prior_count)
     cost.calibration = calibration
     probe = query_probe(q, calibration, stats, query_kind, query_parts, prior_count)
     kinds = [_Kind(s, probe, q) for s in sources if s.count > 0]
@@ -278,17 +269,7 @@ def top_k(
     cost.rounds = 1
     if calibration == "rrf":
         return _rrf(kinds, k, cost, executor)
-    plans = {
-        kind.source.kind: _Plan(
-            kind,
-            calibration,
-            stats,
-            probe,
-            prior_count,
-            pair_scale(scales, query_kind, kind.source.kind, query_parts),
-        )
-        for kind in kinds
-    }
+    plans = {kind.source.kind: _Plan(kind, calibration, stats, probe, prior_count) for kind in kinds}
     while True:
         hits = _merge(kinds, plans, k)
         threshold = hits[-1].score if len(hits) == k else -np.inf
@@ -311,31 +292,27 @@ class _Plan:
         stats: ModalityStats | None,
         probe: np.ndarray,
         prior_count: float,
-        scale: float,
     ) -> None:
         self.kind = kind
         self.calibration = calibration
         self.mean: np.ndarray | None = None
-        if calibration in ("gap", "scaled"):
+        if calibration == "gap":
             assert stats is not None
             self.mean = stats.mean(kind.source.kind, prior_count=prior_count)
         self.probe = probe
-        self.transform = kind_transform(calibration, scale)
         self.max_dot_mean = kind.source.max_dot_mean
         self._fetched_max = False
 
     def scores(self) -> np.ndarray:
-        """Calibrated (transformed) scores of the fetched documents."""
+        """Calibrated scores of the fetched documents."""
         if self.calibration == "none":
-            raw = self.kind.cosines
-        else:
-            raw = gap_scores(self.probe, self.kind.vectors, None, self.mean)
-        return self.transform(raw)
+            return self.kind.cosines
+        return gap_scores(self.probe, self.kind.vectors, None, self.mean)
 
     def open(self, threshold: float, cost: TopKCost) -> bool:
         """Whether an unfetched document could still reach ``threshold`` (then fetch more)."""
         if self.calibration == "none":
-            return float(self.transform(np.array([self.kind.last()]))[0]) + SCORE_SLACK >= threshold
+            return self.kind.last() + SCORE_SLACK >= threshold
         if self._bound() + SCORE_SLACK < threshold:
             return False
         if self.max_dot_mean is None and not self._fetched_max and self.mean is not None:
@@ -345,20 +322,17 @@ class _Plan:
         return True
 
     def _bound(self) -> float:
-        """Upper bound of the transformed score of every unfetched document."""
+        """Upper bound of the calibrated score of every unfetched document."""
         c = self.kind.last()
         if self.mean is None:
-            raw = min(c, 1.0)
-        else:
-            m_norm = float(np.linalg.norm(self.mean))
-            top = m_norm if self.max_dot_mean is None else min(self.max_dot_mean, m_norm)
-            numerator = c - float(self.mean @ self.probe)
-            if numerator >= 0:
-                low_sq = 1.0 + m_norm * m_norm - 2.0 * top - 2 * FETCH_SLACK
-                raw = 1.0 if low_sq <= 0 else min(1.0, numerator / np.sqrt(low_sq))
-            else:
-                raw = numerator / (1.0 + m_norm)
-        return float(self.transform(np.array([raw]))[0])
+            return min(c, 1.0)
+        m_norm = float(np.linalg.norm(self.mean))
+        top = m_norm if self.max_dot_mean is None else min(self.max_dot_mean, m_norm)
+        numerator = c - float(self.mean @ self.probe)
+        if numerator >= 0:
+            low_sq = 1.0 + m_norm * m_norm - 2.0 * top - 2 * FETCH_SLACK
+            return 1.0 if low_sq <= 0 else float(min(1.0, numerator / np.sqrt(low_sq)))
+        return numerator / (1.0 + m_norm)
 
 
 def _max_dot(kind: _Kind, mean: np.ndarray, cost: TopKCost) -> float:

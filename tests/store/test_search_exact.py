@@ -16,10 +16,11 @@ from strategies import kind_stores
 from omniretrieve.calibration import (
     CALIBRATIONS,
     KindCandidates,
+    auto_choice,
     center,
     fuse,
+    gap_statistic,
     l2_normalize,
-    pair_scales,
 )
 from omniretrieve.documents import Document
 from omniretrieve.store import Store
@@ -78,9 +79,9 @@ def _reference(
         cands.append(KindCandidates(kind, [ids[n] for n in keep], stored[kind][keep]))
     stats = store.statistics()  # the store's own sums (what its documented score uses)
     assert {k: stats.count(k) for k in stored} == {k: len(v) for k, v in stored.items()}
-    scales = pair_scales(samples, stats, store.prior_count)
+    auto = auto_choice(gap_statistic(samples))
     query = check_vector(query).astype(np.float64)  # what the store searches with: float32, unit
-    return fuse(query, cands, k, calibration=calibration, stats=stats, scales=scales, query_parts=("text",))  # type: ignore[arg-type]
+    return fuse(query, cands, k, calibration=calibration, stats=stats, auto=auto, query_parts=("text",))  # type: ignore[arg-type]
 
 
 def _check(
@@ -201,7 +202,7 @@ def test_samples_are_computed_once_per_store_state(tmp_path: Path) -> None:
         for _ in range(5):
             assert [h.id for h in store.search_vector(query, k=10)] == first
         assert samples.computed == before + 1
-        scales = samples.current(store._statistics.current()).scales
+        statistic = samples.current(store._statistics.current()).gap_statistic
         # a write that changes a vector but no count is a new state
         store.add_vectors(
             l2_normalize(np.ones((1, DIM))),
@@ -210,7 +211,7 @@ def test_samples_are_computed_once_per_store_state(tmp_path: Path) -> None:
         )
         store.search_vector(query, k=10)
         assert samples.computed == before + 2
-        assert samples.current(store._statistics.current()).scales != scales
+        assert samples.current(store._statistics.current()).gap_statistic != statistic
         _check(
             store,
             {**kinds, "image": np.concatenate([l2_normalize(np.ones((1, DIM))), kinds["image"][1:]])},
@@ -234,9 +235,34 @@ def test_samples_do_not_depend_on_the_write_order(tmp_path: Path) -> None:
                     ids = ids[::-1]
                 store.add_vectors(vectors, [_doc(i, kind) for i in ids])
             state = store._search.samples.current(store._statistics.current())
-            results.append((state.scales, [h.id for h in store.search_vector(kinds["text"][0], k=10)]))
+            results.append((state.gap_statistic, [h.id for h in store.search_vector(kinds["text"][0], k=10)]))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
     assert results[0][1] == results[1][1]
+
+
+@pytest.mark.parametrize("offset", [0.0, 3.0], ids=["gap-free", "gap"])
+def test_auto_applies_what_the_store_state_chose(tmp_path: Path, offset: float) -> None:
+    # texts and images about the same 60 concepts; with an offset per kind (a modality gap) or not
+    rng = np.random.default_rng(9)
+    concepts = l2_normalize(rng.standard_normal((60, DIM)))
+    shift = l2_normalize(rng.standard_normal((2, DIM))) * offset
+
+    def tower(side: int) -> np.ndarray:
+        noise = 0.3 * rng.standard_normal((60, DIM)) / np.sqrt(DIM)
+        return l2_normalize(concepts + noise + shift[side]).astype(np.float32)
+
+    kinds = {"text": tower(0), "image": tower(1)}
+    query = tower(0)[7]
+    with _store(tmp_path / "s", kinds) as store:
+        state = store._search.samples.current(store._statistics.current())
+        assert state.auto == ("gap" if offset else "none")
+        chosen = store.search_vector(query, k=15, calibration=state.auto)
+        auto = store.search_vector(query, k=15, calibration="auto")
+        assert [(h.id, h.score) for h in auto] == [(h.id, h.score) for h in chosen]
+        assert store._search.last_cost is not None and store._search.last_cost.calibration == state.auto
+        # either way the query's own concept comes back in both kinds
+        assert {"text007", "image007"} <= {h.id for h in auto[:4]}
+        _check(store, kinds, query)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

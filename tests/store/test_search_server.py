@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from chroma_server import ChromaServer
 
-from omniretrieve.calibration import CALIBRATIONS, KindCandidates, fuse, l2_normalize, pair_scales
+from omniretrieve.calibration import (
+    CALIBRATIONS,
+    KindCandidates,
+    auto_choice,
+    fuse,
+    gap_statistic,
+    l2_normalize,
+)
 from omniretrieve.documents import Document
 from omniretrieve.store import Store
 from omniretrieve.testing.fakes import FakeEmbedder
@@ -44,9 +51,9 @@ def _brute_force(store: Store, query: np.ndarray, calibration: str) -> list[str]
         assert col is not None
         ids = sorted(col.get(include=[])["ids"])
         cands.append(KindCandidates(kind, ids, np.asarray(store.get_vectors(ids), dtype=np.float32)))
-    scales = pair_scales({c.kind: c.vectors for c in cands}, stats, store.prior_count)  # kinds < SAMPLE_SIZE
+    auto = auto_choice(gap_statistic({c.kind: c.vectors for c in cands}))  # kinds < SAMPLE_SIZE
     q = check_vector(query).astype(np.float64)
-    hits = fuse(q, cands, 10, calibration=calibration, stats=stats, scales=scales, query_parts=("text",))  # type: ignore[arg-type]
+    hits = fuse(q, cands, 10, calibration=calibration, stats=stats, auto=auto, query_parts=("text",))  # type: ignore[arg-type]
     return [h.id for h in hits]
 
 
@@ -73,4 +80,4 @@ def test_samples_follow_another_writer(chroma_server: ChromaServer) -> None:
             if calibration == "none":  # raw cosine ~1: they lead
                 assert {f"image{i:03d}" for i in range(20, 25)} <= set(hits), calibration
         assert samples.computed == 2
-        assert samples.current(reader._statistics.current()).scales != first.scales
+        assert samples.current(reader._statistics.current()).gap_statistic != first.gap_statistic

@@ -26,7 +26,7 @@ def catalog_world(seed: int = 0, dim: int = 64) -> VectorWorld:
     with its own noise and its own constant offset (:data:`_CATALOG_KINDS`), then renormalised.
     120 products get 2 texts, 2 images and 1 audio each; 150 distractor texts have random
     content. 40 text, 20 image and 10 audio queries; grade 2 for the same product, 1 for the same
-    category and material. Added as a held-out world: it was not used to design ``"scaled"``.
+    category and material. Added as a held-out world: it was not used to design a default.
     """
     rng = np.random.default_rng([seed, 0xCA7])
     cats, mats, cols = (_unit(rng.standard_normal((n, dim))).astype(np.float64) for n in (8, 5, 6))

@@ -25,7 +25,9 @@ The worlds (:func:`make_worlds`):
   ``patterns-95-5-gapfree`` the same corpus without the gap.
 * ``heldout-*`` (:data:`HELDOUT_WORLDS`): added after the default calibration was designed, to
   check it on worlds it was not tuned on: a second patterns model (seed 1) with and without a
-  text-side gap, and :func:`omniretrieve.demo.catalog.catalog_world`, a model-free world with three kinds.
+  text-side gap, and :func:`omniretrieve.demo.catalog.catalog_world`, a model-free world with three kinds;
+  ``heldout2-*`` (a third patterns model, and the catalog world with another seed) were defined
+  before the adaptive default was measured on them.
 
 Judgments: grade 2 for a document of the query's exact scene, grade 1 for the same object (shape
 and color; pattern and scale) in another position / tone; distractor texts are never relevant.
@@ -486,19 +488,12 @@ def _patterns_data(seed: int, steps: int) -> dict[str, Any]:
     queries: list[tuple[str, str, PatternScene, Any]] = []
     for i in range(60):
         scene = scenes[q_order[i % len(scenes)]]
-        queries.append(
-            (
-                f"q-text-{i:03d}",
-                "text",
-                scene,
-                _phrase(_QUERIES[int(qrng.integers(len(_QUERIES)))], scene, qrng),
-            )
-        )
+        wording = _phrase(_QUERIES[int(qrng.integers(len(_QUERIES)))], scene, qrng)
+        queries.append((f"q-text-{i:03d}", "text", scene, wording))
     for i in range(30):
         scene = scenes[q_order[(60 + i) % len(scenes)]]
-        queries.append(
-            (f"q-img-{i:03d}", "image", scene, render_pattern(scene, seed=int(qrng.integers(2**31))))
-        )
+        swatch = render_pattern(scene, seed=int(qrng.integers(2**31)))
+        queries.append((f"q-img-{i:03d}", "image", scene, swatch))
 
     def embed_texts(batch: Sequence[str]) -> np.ndarray:
         enc = processor.tokenizer(list(batch), padding=True, return_tensors="pt")
@@ -543,16 +538,27 @@ HELDOUT_WORLDS: tuple[str, ...] = (
     "heldout-patterns-s1-gapfree",
     "heldout-patterns-s1-textgap-3x",
     "heldout-catalog-3kinds",
+    "heldout2-patterns-s2-textgap-3x",
+    "heldout2-patterns-s2-weak-images",
+    "heldout2-patterns-s2-weak-images-imagegap-3x",
+    "heldout2-catalog-s1",
 )
-"""Worlds added after ``"scaled"`` was designed, never looked at while designing it: a second
-patterns model (another seed: other initial weights and other held-out scenes) without a gap and
-with a text-side gap of 3x in another random direction, and a three-kind synthetic world."""
+"""Worlds never looked at while designing a default. ``heldout-*`` came after ``"scaled"``: a
+second patterns model (another seed: other initial weights and other held-out scenes) without a
+gap and with a text-side gap of 3x in another random direction, and a three-kind synthetic world.
+``heldout2-*`` were defined before any new method was measured on them: a third patterns model
+(seed 2) with a text-side gap (3x, another direction), with noisy images (``demo-weak-images``'s
+construction) without and with an image-side gap, and the catalog world with another seed."""
 
 
-def _catalog() -> VectorWorld:
+_WEAK_GAP = "heldout2-patterns-s2-weak-images-imagegap-3x"
+
+
+def _catalog(seed: int = 0, name: str | None = None) -> VectorWorld:
     from omniretrieve.demo.catalog import catalog_world
 
-    return catalog_world()
+    world = catalog_world(seed)
+    return world if name is None else replace(world, name=name)
 
 
 def make_worlds(names: Sequence[str] | None = None) -> list[VectorWorld]:
@@ -580,5 +586,15 @@ def make_worlds(names: Sequence[str] | None = None) -> list[VectorWorld]:
             patterns_world(seed=1), "text", 3.0, seed=5, name="heldout-patterns-s1-textgap-3x"
         ),
         "heldout-catalog-3kinds": _catalog,
+        "heldout2-patterns-s2-textgap-3x": lambda: inject_gap(
+            patterns_world(seed=2), "text", 3.0, seed=11, name="heldout2-patterns-s2-textgap-3x"
+        ),
+        "heldout2-patterns-s2-weak-images": lambda: blur_kind(
+            patterns_world(seed=2), "image", 1.5, seed=2, name="heldout2-patterns-s2-weak-images"
+        ),
+        "heldout2-patterns-s2-weak-images-imagegap-3x": lambda: inject_gap(
+            blur_kind(patterns_world(seed=2), "image", 1.5, seed=2), "image", 3.0, seed=13, name=_WEAK_GAP
+        ),
+        "heldout2-catalog-s1": lambda: _catalog(seed=1, name="heldout2-catalog-s1"),
     }
     return [builders[n]() for n in (names if names is not None else list(builders))]

@@ -193,7 +193,7 @@ def evaluate_judged_queries(
     store: Store,
     judged: JudgedQueries,
     *,
-    calibrations: Sequence[Calibration] = ("none", "rrf", "gap", "scaled"),
+    calibrations: Sequence[Calibration] = ("none", "rrf", "gap", "auto"),
     k: int = 10,
     reranker: Reranker | None = None,
     rerank_top_n: int | None = None,

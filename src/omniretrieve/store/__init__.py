@@ -65,8 +65,9 @@ one plain Chroma query over every document and a Chroma query filtered by modali
 What a score means (``SearchHit.score``): with ``"gap"``, the cosine between the query and the
 document after removing each kind's mean direction: in ``[-1, 1]``, comparable across kinds (a text
 scoring 0.8 and an image scoring 0.8 match the query equally well, as far as the model can tell);
-``SearchHit.cosine`` keeps the raw cosine. ``"scaled"`` (experimental) divides each kind's scores
-by a store-level width; ``benchmarks/results/calibration.json`` compares the methods per world.
+``SearchHit.cosine`` keeps the raw cosine. The default ``"auto"`` applies ``"gap"`` where the
+store shows a modality gap and the raw cosine (``"none"``) where it does not, chosen once per store
+state; ``benchmarks/results/calibration.json`` compares the methods per world.
 
 Combined documents (several parts) are embedded as one vector by the embedder (natively, or as the
 normalised mean of their parts' vectors) and stored in the ``combined`` collection, which has its

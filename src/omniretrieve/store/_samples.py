@@ -1,8 +1,8 @@
-"""What a store's search keeps per store state: each kind's sample, small kinds whole, widths, bounds.
+"""What a store's search keeps per store state: each kind's sample, small kinds whole, ``"auto"``'s choice, bounds.
 
-The ``"scaled"`` calibration divides each kind's ``"gap"`` scores by a store-level width
-(:func:`omniretrieve.calibration.pair_scales`) computed from a sample of each kind's stored
-vectors, and the exact top-k (:func:`omniretrieve.topk.top_k`) proves its result faster with an
+The ``"auto"`` calibration chooses ``"gap"`` or ``"none"`` from a statistic
+(:func:`omniretrieve.calibration.gap_statistic`) of a sample of each kind's stored vectors, and
+the exact top-k (:func:`omniretrieve.topk.top_k`) proves its result faster with an
 upper bound of ``d . mu`` over each kind. Neither depends on the query, so both are computed once
 per store state and cached here, never per query.
 
@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from omniretrieve.calibration import ModalityStats, PairScales, l2_normalize, pair_scales
+from omniretrieve.calibration import Calibration, ModalityStats, auto_choice, gap_statistic, l2_normalize
 from omniretrieve.store._schema import Collections
 from omniretrieve.topk import FETCH_SLACK, ArrayIndex
 
 SAMPLE_SIZE = 256
-"""Vectors sampled per kind (the cost of the widths is the product of two kinds' sample sizes)."""
+"""Vectors sampled per kind (the cost of ``"auto"``'s statistic is the product of two kinds' sample sizes)."""
 
 EXACT_LIMIT = 4096
 """A kind with at most this many documents is held whole in memory and searched by brute force."""
@@ -73,20 +73,22 @@ class StoreSamples:
     Attributes:
         key: The state (:func:`state_key`).
         samples: Kind -> its sampled stored vectors, shape ``(n, dim)`` (ids order of :func:`sample_ids`).
-        scales: The ``"scaled"`` widths (:func:`omniretrieve.calibration.pair_scales`).
+        gap_statistic: :func:`omniretrieve.calibration.gap_statistic` of the samples.
+        auto: What ``"auto"`` applies in this state (:func:`omniretrieve.calibration.auto_choice`).
         max_dot_mean: Kind -> an upper bound of ``d . mu`` over the kind's stored vectors.
         exact: Kind -> every stored vector of the kind, as an exact index (small kinds only).
     """
 
     key: StateKey
     samples: Mapping[str, np.ndarray] = field(default_factory=dict)
-    scales: PairScales = field(default_factory=dict)
+    gap_statistic: float | None = None
+    auto: Calibration = "none"
     max_dot_mean: Mapping[str, float] = field(default_factory=dict)
     exact: Mapping[str, ArrayIndex] = field(default_factory=dict)
 
 
 class Samples:
-    """The per-state cache of one store's samples, widths and bounds (see the module docstring).
+    """The per-state cache of one store's samples, ``"auto"`` choice and bounds (see the module docstring).
 
     Safe to call from several searching threads: one computes, the others wait for it.
 
@@ -155,7 +157,8 @@ class Samples:
             mean = stats.mean(kind, prior_count=self.prior_count)
             if mean is not None:
                 bounds[kind] = self._max_dot_mean(col, held, mean, exhaustive=whole)
-        return StoreSamples(key, samples, pair_scales(samples, stats, self.prior_count), bounds, exact)
+        statistic = gap_statistic(samples)
+        return StoreSamples(key, samples, statistic, auto_choice(statistic), bounds, exact)
 
     def _ids(self, col: Any) -> list[str]:
         """Every id of a kind, in pages Chroma takes (ids only: no vectors, no metadata)."""

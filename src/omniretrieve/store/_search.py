@@ -2,14 +2,14 @@
 
 A search embeds the query and hands every kind's collection that holds documents to
 :func:`omniretrieve.topk.top_k` as a nearest-neighbour fetch (Chroma's ``query`` for the probe:
-the query itself, or centred on its kind's mean under ``"gap"`` and ``"scaled"``; with the
+the query itself, or centred on its kind's mean under ``"gap"``; with the
 ``where`` filter, so a fetch returns the filtered kind's nearest). ``top_k`` fetches each kind's
 first ``max(2k, 20)`` (the kinds concurrently: Chroma releases the GIL), scores every fetched
 vector exactly in numpy, and widens the fetch of a kind, doubling it, until a bound proves that
 no unfetched document can enter the top ``k``: the hits are the ``k`` best by the documented score
 over the whole store (as exact as Chroma's index), and ``search(k)`` is the first ``k`` of
-``search(k2)`` for ``k < k2``. What does not depend on the query (each kind's sample, the
-``"scaled"`` widths, the bounds ``max d . mu``) is computed once per store state by
+``search(k2)`` for ``k < k2``. What does not depend on the query (each kind's sample, what
+``"auto"`` applies, the bounds ``max d . mu``) is computed once per store state by
 :class:`omniretrieve.store._samples.Samples`. A reranker, when given, then reorders the best
 ``rerank_top_n`` hits. Searching one collection per kind, instead of filtering one collection by
 modality, is what keeps this fast: see ``benchmarks/results/search_latency.json`` for the time of
@@ -88,7 +88,7 @@ class Search:
 
     Args:
         collections: The store's collections.
-        statistics: Its statistics (the means ``"gap"`` and ``"scaled"`` centre on).
+        statistics: Its statistics (the means ``"gap"`` centres on).
         records: Records -> documents.
         prior_count: Shrinkage of the per-kind means.
     """
@@ -153,7 +153,7 @@ class Search:
                 query_kind=query_modality,
                 query_parts=parts,
                 prior_count=self.prior_count,
-                scales=state.scales,
+                auto=state.auto,
                 executor=self._executor() if len(jobs) > 1 else None,
                 cost=cost,
             )
