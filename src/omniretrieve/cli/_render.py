@@ -204,7 +204,7 @@ def list_title(calibration: str) -> str:
     """The column title of a list searched with ``calibration``."""
     return {
         "none": "raw (cosine)",
-        "scaled": "calibrated (scaled)",
+        "auto": "calibrated (auto)",
         "gap": "calibrated (gap)",
         "rrf": "calibrated (rrf)",
     }[calibration]

@@ -49,7 +49,7 @@ app = typer.Typer(
 class CalibrationChoice(str, Enum):
     """How scores of different modalities are made comparable (see :mod:`omniretrieve.calibration`)."""
 
-    scaled = "scaled"
+    auto = "auto"
     gap = "gap"
     rrf = "rrf"
     none = "none"

@@ -51,7 +51,7 @@ SHOWCASE_GROUPS: dict[str, str] = {
 }
 """The query groups the demo shows one query of, in this order, with their titles."""
 
-COMPARED: tuple[Calibration, ...] = ("none", "rrf", "gap", "scaled")
+COMPARED: tuple[Calibration, ...] = ("none", "rrf", "gap", "auto")
 """The calibrations the demo measures over all queries, in column order."""
 
 

@@ -27,7 +27,7 @@ from omniretrieve.cli._shared import (
 )
 from omniretrieve.errors import InvalidInputError
 
-DEFAULT_CALIBRATIONS = ("none", "rrf", "gap", "scaled")
+DEFAULT_CALIBRATIONS = ("none", "rrf", "gap", "auto")
 """The calibrations ``eval`` compares unless ``--calibration`` says otherwise, in column order."""
 
 
@@ -44,7 +44,7 @@ def eval_command(
     calibration: Annotated[
         list[CalibrationChoice] | None,
         typer.Option(
-            "--calibration", help="Calibrations to compare (repeat; default: none, rrf, gap, scaled)."
+            "--calibration", help="Calibrations to compare (repeat; default: none, rrf, gap, auto)."
         ),
     ] = None,
     reranker: RerankerOpt = None,

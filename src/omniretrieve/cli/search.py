@@ -95,7 +95,7 @@ def search(
         CalibrationChoice,
         typer.Option(
             "--calibration",
-            help="gap (default), scaled, rrf, or none (raw cosine); see omniretrieve.calibration.",
+            help="auto (default: gap or none, chosen per store), gap, rrf, or none (raw cosine); see omniretrieve.calibration.",
         ),
     ] = _DEFAULT_CHOICE,
     modality: Annotated[
