@@ -3,15 +3,15 @@
 For each world (an embedded mixed corpus with graded judgments), the documents are written to a
 real embedded :class:`omniretrieve.store.Store` (``Store.add_vectors``, in a temporary folder), and
 every query is answered by ``Store.search_vector(q, k=10, calibration=...)`` for each calibration
-(``none``, ``rrf``, ``gap`` and the default, :data:`omniretrieve.calibration.DEFAULT_CALIBRATION`),
+(``none``, ``rrf``, ``gap``, ``auto`` and the default, :data:`omniretrieve.calibration.DEFAULT_CALIBRATION`),
 scored by nDCG@10. Also reported:
 
 * ``oracle_interleave_ndcg@10``: the best merge, by the judgments, of the per-kind raw-cosine
   top-10 lists (the best any interleaving of the kinds' own rankings could do);
 * ``exact_topk_agreement``: the fraction of (query, calibration) pairs whose store top 10 equals
   the brute-force reference: every stored vector (read back from the store) scored by
-  :func:`omniretrieve.calibration.fuse` with the store's statistics, and for the default the widths
-  of the store's own sampling rule (:func:`omniretrieve.store._samples.sample_ids`);
+  :func:`omniretrieve.calibration.fuse` with the store's statistics, and for ``auto`` the choice
+  made from the store's own sampling rule (:func:`omniretrieve.store._samples.sample_ids`);
 * ``k_prefix_consistency``: the fraction of (query, calibration) pairs where the store's top 10 is
   the first 10 of its top 60;
 * ``exact_topk_agreement_chroma_hnsw``: the same agreement with every kind fetched from Chroma's
@@ -19,7 +19,10 @@ scored by nDCG@10. Also reported:
   these worlds' kinds are small enough to be searched in memory by default);
 * ``cost``: per calibration, the mean and max number of vectors fetched (candidates scored) and
   of fetches per query (``Search.last_cost``);
-* ``heldout``: whether the world was added after the default was designed
+* ``gap_statistic`` and ``auto``: :func:`omniretrieve.calibration.gap_statistic` of the store's
+  samples and what ``auto`` applied;
+* ``checks`` (of the default) and ``auto_checks`` (of ``auto``): the issue's bars;
+* ``heldout``: whether the world was never looked at while designing a method
   (:data:`omniretrieve.demo.worlds.HELDOUT_WORLDS`).
 
 Run: ``python benchmarks/calibration.py`` (the first run embeds the worlds and trains the
@@ -44,12 +47,13 @@ from _report import machine, write_report
 
 from omniretrieve.calibration import (
     DEFAULT_CALIBRATION,
+    Calibration,
     FusedHit,
     KindCandidates,
-    PairScales,
+    auto_choice,
     cosine_scores,
     fuse,
-    pair_scales,
+    gap_statistic,
 )
 from omniretrieve.demo.worlds import HELDOUT_WORLDS, VectorWorld, make_worlds
 from omniretrieve.documents import Document
@@ -63,7 +67,18 @@ RESULTS = Path(__file__).resolve().parent / "results" / "calibration.json"
 K = 10
 K_LARGE = 60
 BATCH = 2000
-METHODS = {"none": "none", "rrf": "rrf", "gap": "gap", "default": DEFAULT_CALIBRATION}
+NOTE = (
+    "The default stays 'gap' (it misses on gap-free models, whose kind means hold content, and on "
+    "demo-weak-images). 'auto' ('gap' or 'none' by the store's gap statistic) meets both bars on every "
+    "world but demo-weak-images: an image tower made noisy without a gap, where the image scores must be "
+    "stretched (rrf, or a per-pair standardisation of the scores) to interleave; the same construction on "
+    "another model (heldout2-patterns-s2-weak-images) loses by that stretching ('none' is best there). No "
+    "per-pair affine standardisation measured (location and width**a, a in [0, 1], on raw or on gap scores, "
+    "from the store's samples) met both bars on both worlds, so none of the store-level statistics tried "
+    "tells the two apart without judgments."
+)
+
+METHODS = {"none": "none", "rrf": "rrf", "gap": "gap", "auto": "auto", "default": DEFAULT_CALIBRATION}
 
 
 def _dcg(grades: Sequence[int]) -> float:
@@ -116,7 +131,8 @@ class Reference:
             self.full.append(KindCandidates(kind, ids, vectors))
             rows = {i: n for n, i in enumerate(ids)}
             samples[kind] = vectors[[rows[i] for i in sample_ids(ids, SAMPLE_SIZE)]]
-        self.scales: PairScales = pair_scales(samples, self.stats, store.prior_count)
+        self.statistic = gap_statistic(samples)
+        self.auto: Calibration = auto_choice(self.statistic)
         self.prior_count = store.prior_count
 
     def top(self, q: np.ndarray, qkind: str, calibration: str, k: int = K) -> list[FusedHit]:
@@ -130,7 +146,7 @@ class Reference:
             query_kind=qkind,
             query_parts=(qkind,),
             prior_count=self.prior_count,
-            scales=self.scales,
+            auto=self.auto,
         )
 
 
@@ -172,7 +188,7 @@ def measure_world(world: VectorWorld, folder: Path) -> dict[str, Any]:
                 args = {"query_modality": qkind, "calibration": calibration}
                 hits = [h.id for h in store.search_vector(q, K, **args)]
                 hnsw_agree += hits == references[(qi, method)]
-        scales = store._search.samples.current(store._statistics.current()).scales
+        state = store._search.samples.current(store._statistics.current())
     return {
         "name": world.name,
         "model": world.model,
@@ -184,7 +200,8 @@ def measure_world(world: VectorWorld, folder: Path) -> dict[str, Any]:
         "exact_topk_agreement": round(agree / total, 4),
         "k_prefix_consistency": round(prefix / total, 4),
         "exact_topk_agreement_chroma_hnsw": round(hnsw_agree / total, 4),
-        "scales": {f"{a}->{b}": round(w, 4) for (a, b), w in sorted(scales.items())},
+        "gap_statistic": None if state.gap_statistic is None else round(state.gap_statistic, 4),
+        "auto": state.auto,
         "cost": {
             m: {
                 "mean_fetched": round(float(np.mean([c[0] for c in v])), 1),
@@ -196,14 +213,14 @@ def measure_world(world: VectorWorld, folder: Path) -> dict[str, Any]:
     }
 
 
-def checks(world: dict[str, Any]) -> dict[str, bool]:
+def checks(world: dict[str, Any], method: str = "default") -> dict[str, bool]:
     n = world["ndcg@10"]
     best = max(n["none"], n["rrf"], n["gap"])
     oracle = world["oracle_interleave_ndcg@10"]
     return {
-        "default >= max(none, rrf, gap) - 0.01": n["default"] >= best - 0.01,
-        "default >= 0.9 x oracle": n["default"] >= 0.9 * oracle,
-        "default >= 0.95 x oracle": n["default"] >= 0.95 * oracle,
+        f"{method} >= max(none, rrf, gap) - 0.01": n[method] >= best - 0.01,
+        f"{method} >= 0.9 x oracle": n[method] >= 0.9 * oracle,
+        f"{method} >= 0.95 x oracle": n[method] >= 0.95 * oracle,
         "exact and prefix-consistent": world["exact_topk_agreement"] == 1.0
         and world["k_prefix_consistency"] == 1.0,
     }
@@ -229,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for world in make_worlds(args.worlds):
             result = _jsonable(measure_world(world, Path(tmp)))
             result["checks"] = checks(result)
+            result["auto_checks"] = checks(result, "auto")
             worlds.append(result)
             n = result["ndcg@10"]
             cells = "  ".join(f"{m}={v:.3f}" for m, v in n.items())
@@ -238,8 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"hnsw={result['exact_topk_agreement_chroma_hnsw']:.3f}",
                 flush=True,
             )
-            for check, ok in result["checks"].items():
-                if not ok:
+            for check, ok in {**result["checks"], **result["auto_checks"]}.items():
+                if not ok and "0.95" not in check:
                     print(f"   FAIL {check}")
     report = {
         "benchmark": "calibration",
@@ -247,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "through Store.search_vector on a real embedded store holding the world's vectors; agreement with a "
         "brute-force reference over the stored vectors",
         "default": DEFAULT_CALIBRATION,
+        "note": NOTE,
         "k": K,
         "sample_per_kind": SAMPLE_SIZE,
         "worlds": worlds,

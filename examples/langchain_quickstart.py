@@ -19,11 +19,12 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 from langchain_core.documents import Document  # noqa: E402
 from langchain_omniretrieve import (  # noqa: E402
     OmniretrieveEmbeddings,
+    OmniretrieveReranker,
     OmniretrieveRetriever,
     OmniretrieveVectorStore,
 )
 
-from omniretrieve import load_embedder  # noqa: E402
+from omniretrieve import load_embedder, load_reranker  # noqa: E402
 from omniretrieve.demo import make_world  # noqa: E402
 
 
@@ -77,6 +78,12 @@ def main() -> None:
         print(f"\nimage query: a new picture of a {image_query.scene.color} {image_query.scene.shape}")
         for d in retriever.invoke({"image": str(query_path)}):
             print(f"  {d.metadata['score']:+.3f} {d.metadata.get('modality', 'text'):5} {label(d)}")
+
+        print("\nsecond stage: the demo reranker reads the query with each of the calibrated top 10:")
+        reranker = OmniretrieveReranker(reranker=load_reranker("demo"), top_n=4)  # or model="hub/id-or-dir"
+        candidates = OmniretrieveRetriever(store=store.store, k=10).invoke(query.text)
+        for d in reranker.compress_documents(candidates, query.text):
+            print(f"  {d.metadata['relevance_score']:+.3f} {d.metadata.get('modality', 'text'):5} {label(d)}")
 
         print("\nrelevant and diverse (MMR: the best match once, then other scenes):")
         mmr = store.as_retriever(search_type="mmr", search_kwargs={"k": 4, "fetch_k": 20})

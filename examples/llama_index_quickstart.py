@@ -11,7 +11,9 @@ Steps: read the folder with LlamaIndex's ``SimpleDirectoryReader``, add it to an
 store in one call, retrieve with a text query and with an image query (``QueryBundle.image_path``),
 answer through a ``RetrieverQueryEngine`` (with LlamaIndex's ``MockLLM``: no LLM needed), then
 query the same store through LlamaIndex's own ``VectorStoreIndex`` (``OmniretrieveVectorStore``).
-To rerank, add ``OmniretrieveRerank("path/to/reranker", top_n=5)`` to ``node_postprocessors``.
+The query engine reranks with the demo reranker shipped with omniretrieve
+(``OmniretrieveRerank(reranker=load_reranker("demo"))`` in ``node_postprocessors``; any
+cross-encoder works the same way: ``OmniretrieveRerank("hub/id-or-dir", top_n=5)``).
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from llama_index.core.llms import MockLLM  # noqa: E402
 from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
 from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle  # noqa: E402
 from llama_index.embeddings.omniretrieve import OmniretrieveEmbedding  # noqa: E402
+from llama_index.postprocessor.omniretrieve_rerank import OmniretrieveRerank  # noqa: E402
 from llama_index.retrievers.omniretrieve import OmniretrieveRetriever, add_documents  # noqa: E402
 from llama_index.vector_stores.omniretrieve import OmniretrieveVectorStore  # noqa: E402
 
-from omniretrieve import Store, load_embedder  # noqa: E402
+from omniretrieve import Store, load_embedder, load_reranker  # noqa: E402
 from omniretrieve.demo import make_world  # noqa: E402
 
 
@@ -74,11 +77,16 @@ def main() -> int:
             for hit in retriever.retrieve(QueryBundle(query_str="", image_path=str(image_query))):
                 print(describe(hit))
 
-            # 4. Any LlamaIndex query engine takes the retriever (MockLLM: no model needed here).
-            engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
+            # 4. Any LlamaIndex query engine takes the retriever (MockLLM: no model needed here); the
+            #    demo reranker reads the query with each of the calibrated top 10 and keeps 4.
+            wide = OmniretrieveRetriever(store, similarity_top_k=10)
+            rerank = OmniretrieveRerank(reranker=load_reranker("demo"), top_n=4)
+            engine = RetrieverQueryEngine.from_args(wide, llm=MockLLM(), node_postprocessors=[rerank])
             response = engine.query(query)
             kinds = sorted({type(n.node).__name__ for n in response.source_nodes})
-            print(f"query engine: {len(response.source_nodes)} source nodes ({', '.join(kinds)})")
+            print(f"query engine, reranked: {len(response.source_nodes)} source nodes ({', '.join(kinds)}):")
+            for hit in response.source_nodes:
+                print(describe(hit))
 
             # 5. The same store as a LlamaIndex vector store, under LlamaIndex's own VectorStoreIndex
             #    (LlamaIndex embeds the query; the store searches it as one calibrated list).

@@ -61,6 +61,7 @@ EXPECTED_ALL = [
     "evaluate",
     "from_path",
     "load_embedder",
+    "load_reranker",
     "ndcg_at_k",
     "recall_at_k",
     "reciprocal_rank",
@@ -84,8 +85,9 @@ EMBEDDING_NAMES = [
     "canonical_modalities",
     "load_embedder",
     "register_embedder_scheme",
+    "split_revision",
 ]
-RERANK_NAMES = ["CrossEncoderReranker", "RerankResult", "Reranker", "UnsupportedPolicy"]
+RERANK_NAMES = ["CrossEncoderReranker", "RerankResult", "Reranker", "UnsupportedPolicy", "load_reranker"]
 
 
 def test_all_is_pinned_exactly_and_every_name_resolves() -> None:
@@ -123,7 +125,7 @@ def test_package_import_paths_keep_working() -> None:
         "load_embedder",
     ):
         assert getattr(omniretrieve, name) is getattr(omniretrieve.embedding, name)
-    for name in ("CrossEncoderReranker", "RerankResult", "Reranker"):
+    for name in ("CrossEncoderReranker", "RerankResult", "Reranker", "load_reranker"):
         assert getattr(omniretrieve, name) is getattr(omniretrieve.rerank, name)
 
 

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     )
     from omniretrieve.evaluation import evaluate, ndcg_at_k, recall_at_k, reciprocal_rank
     from omniretrieve.media import MediaLoader, MediaPolicy, from_path
-    from omniretrieve.rerank import CrossEncoderReranker, Reranker, RerankResult
+    from omniretrieve.rerank import CrossEncoderReranker, Reranker, RerankResult, load_reranker
     from omniretrieve.store import Store, StoreInfo, WriteResult
 
 try:
@@ -90,6 +90,7 @@ _LAZY: dict[str, str] = {
     "CrossEncoderReranker": "omniretrieve.rerank",
     "Reranker": "omniretrieve.rerank",
     "RerankResult": "omniretrieve.rerank",
+    "load_reranker": "omniretrieve.rerank",
     "Store": "omniretrieve.store",
     "StoreInfo": "omniretrieve.store",
     "WriteResult": "omniretrieve.store",
@@ -162,6 +163,7 @@ __all__ = [
     "evaluate",
     "from_path",
     "load_embedder",
+    "load_reranker",
     "ndcg_at_k",
     "recall_at_k",
     "reciprocal_rank",

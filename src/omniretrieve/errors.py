@@ -183,16 +183,30 @@ class StoreLockedError(StoreError):
 
 
 class EmbeddingSpaceMismatchError(StoreError):
-    """The store holds embeddings of another model (or dimension or similarity) than this embedder's."""
+    """The store holds embeddings of another model (or dimension or similarity) than this embedder's.
 
-    def __init__(self, store: str, stored: str, given: str) -> None:
+    ``differs`` names what differs: ``"model id"``, ``"dimension"``, ``"similarity"`` or
+    ``"fingerprint"`` (the embeddings of the store's probe set, see :mod:`omniretrieve.store`).
+    A different model id or fingerprint can be overridden with ``Store(...,
+    allow_model_change=True)``; a different dimension or similarity cannot.
+    """
+
+    def __init__(self, store: str, stored: str, given: str, differs: tuple[str, ...] = ()) -> None:
         self.store = store
         self.stored = stored
         self.given = given
+        self.differs = tuple(differs)
+        what = f" They differ in: {', '.join(self.differs)}." if self.differs else ""
+        advice = (
+            "open it with the same model, or use another store name or path for this model."
+            if not self.differs or {"dimension", "similarity"} & set(self.differs)
+            else "open it with the model it was built with, or use another store name or path for "
+            "this model. If you are sure the stored vectors still fit this model, Store(..., "
+            "allow_model_change=True) opens it anyway and records the change (nothing is re-embedded)."
+        )
         super().__init__(
-            f"store {store} holds embeddings of {stored}, but this embedder is {given}. Vectors of "
-            "different models cannot be compared: open it with the same model, or use another store "
-            "name or path for this model."
+            f"store {store} holds embeddings of {stored}, but this embedder is {given}.{what} Vectors of "
+            f"different models cannot be compared: {advice}"
         )
 
 

@@ -32,12 +32,17 @@ class OmniretrieveEmbeddings(BaseModel, Embeddings):
             loader). The same option as in the LlamaIndex integration; ``allow_urls=`` and
             ``media=`` are its deprecated spellings.
         device: torch device for ``model``, e.g. ``"cpu"`` or ``"cuda"``.
+        model_kwargs: loading options for ``model`` by name, as in LangChain's
+            ``HuggingFaceEmbeddings``: every option of ``SentenceTransformer(...)`` (``revision``,
+            ``cache_folder``, ``local_files_only``, ``token``, ``backend``, ``truncate_dim``,
+            ``prompts``, ``model_kwargs``...), passed to omniretrieve.
 
     Instantiate:
         ```python
         from langchain_omniretrieve import OmniretrieveEmbeddings
 
         embeddings = OmniretrieveEmbeddings(model="path/to/clip-model")
+        pinned = OmniretrieveEmbeddings(model="org/clip", model_kwargs={"revision": "<commit>"})
         ```
 
     Embed text:
@@ -75,6 +80,11 @@ class OmniretrieveEmbeddings(BaseModel, Embeddings):
         default=None, description="omniretrieve MediaPolicy for reading images (only with `model`)."
     )
     device: str | None = Field(default=None, description="Torch device for `model`.")
+    model_kwargs: dict[str, Any] | None = Field(
+        default=None,
+        description="Loading options for `model`, by name: every option of SentenceTransformer(...) "
+        "(revision, cache_folder, local_files_only, token, backend, model_kwargs, ...).",
+    )
 
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=(), extra="forbid")
 
@@ -98,17 +108,22 @@ class OmniretrieveEmbeddings(BaseModel, Embeddings):
                     type(self.embedder).__name__,
                     "`embedder` must be an omniretrieve Embedder (omniretrieve.load_embedder(...))",
                 )
-            if self.media_policy is not None or self.device is not None:
+            if self.media_policy is not None or self.device is not None or self.model_kwargs:
                 raise InvalidInputError(
                     "OmniretrieveEmbeddings",
-                    "`media_policy` and `device` apply to `model`; configure the embedder itself",
+                    "`media_policy`, `device` and `model_kwargs` apply to `model`; configure the embedder itself",
                 )
             self._embedder = self.embedder
             return self
         from omniretrieve import load_embedder
 
         media = media_loader(self.media_policy)
-        self._embedder = load_embedder(self.model, device=self.device, media=media)  # type: ignore[arg-type]
+        self._embedder = load_embedder(
+            self.model,  # type: ignore[arg-type]  # set: checked above
+            device=self.device,
+            media=media,
+            **(self.model_kwargs or {}),
+        )
         if media is not None:
             self.media_policy = media.policy
         return self

@@ -41,12 +41,17 @@ class OmniretrieveReranker(BaseDocumentCompressor):
         media_policy: what the reranker may read (an ``omniretrieve.MediaPolicy``), with ``model``;
             the same option as in the LlamaIndex integration (``allow_urls=`` and ``media=`` are its
             deprecated spellings).
+        device: torch device for ``model``.
+        model_kwargs: loading options for ``model`` by name: every option of ``CrossEncoder(...)``
+            (``revision``, ``cache_folder``, ``local_files_only``, ``token``, ``backend``,
+            ``max_length``, ``model_kwargs``...), passed to ``omniretrieve.CrossEncoderReranker``.
 
     Instantiate:
         ```python
         from langchain_omniretrieve import OmniretrieveReranker
 
         reranker = OmniretrieveReranker(model="path/to/multimodal-reranker", top_n=3)
+        pinned = OmniretrieveReranker(model="org/reranker", model_kwargs={"revision": "<commit>"})
         ```
 
     Rerank:
@@ -79,6 +84,11 @@ class OmniretrieveReranker(BaseDocumentCompressor):
         default=None, description="omniretrieve MediaPolicy for reading images (with `model`)."
     )
     device: str | None = Field(default=None, description="Torch device for `model`.")
+    model_kwargs: dict[str, Any] | None = Field(
+        default=None,
+        description="Loading options for `model`, by name: every option of CrossEncoder(...) "
+        "(revision, cache_folder, local_files_only, token, backend, model_kwargs, ...).",
+    )
 
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=(), extra="forbid")
 
@@ -103,17 +113,22 @@ class OmniretrieveReranker(BaseDocumentCompressor):
                     type(self.reranker).__name__,
                     "`reranker` must be an omniretrieve Reranker (e.g. omniretrieve.CrossEncoderReranker)",
                 )
-            if self.media_policy is not None or self.device is not None:
+            if self.media_policy is not None or self.device is not None or self.model_kwargs:
                 raise InvalidInputError(
                     "OmniretrieveReranker",
-                    "`media_policy` and `device` apply to `model`; configure the reranker itself",
+                    "`media_policy`, `device` and `model_kwargs` apply to `model`; configure the reranker itself",
                 )
             self._reranker = self.reranker
             return self
         from omniretrieve import CrossEncoderReranker
 
         media = media_loader(self.media_policy)
-        self._reranker = CrossEncoderReranker(self.model, device=self.device, media=media)  # type: ignore[arg-type]
+        self._reranker = CrossEncoderReranker(
+            self.model,  # type: ignore[arg-type]  # set: checked above
+            device=self.device,
+            media=media,
+            **(self.model_kwargs or {}),
+        )
         if media is not None:
             self.media_policy = media.policy
         return self

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from omniretrieve.cli.index import IndexReport
     from omniretrieve.documents import SearchHit
     from omniretrieve.evaluation import UnknownJudgments
-    from omniretrieve.gallery import GalleryEntry, GalleryQuery, Thumbnail
+    from omniretrieve.gallery import GalleryEntry, Thumbnail
     from omniretrieve.media import MediaLoader
     from omniretrieve.store import StoreInfo
 
@@ -91,9 +92,17 @@ def _counts(report: IndexReport) -> str:
     return f"{report.added} added, {report.existing} already stored, {report.failed} failed"
 
 
+LINE_SECONDS = 2.0
+"""Off a terminal, ``index`` prints a progress line at most this often (and after every call)."""
+
+
 @contextmanager
-def index_progress(err: Console, total: int) -> Iterator[Callable[[int, IndexReport], None]]:
-    """A progress bar on a terminal, else one line per step; yields ``advance(done, report)``."""
+def index_progress(err: Console, total: int) -> Iterator[Callable[[int, IndexReport, float, bool], None]]:
+    """A progress bar with files/s on a terminal, else a line now and then (see :data:`LINE_SECONDS`).
+
+    Yields ``advance(done, report, seconds, line)``: ``line`` marks the end of a ``Store.add`` call
+    (the report's counts are current then; a line is printed when not on a terminal).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     interactive = err.is_terminal
@@ -101,6 +110,7 @@ def index_progress(err: Console, total: int) -> Iterator[Callable[[int, IndexRep
         TextColumn("indexing"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
         TextColumn("{task.fields[counts]}"),
         TimeRemainingColumn(),
         console=err,
@@ -108,12 +118,22 @@ def index_progress(err: Console, total: int) -> Iterator[Callable[[int, IndexRep
         transient=False,
     )
     with progress:
-        task = progress.add_task("index", total=total, counts="")
+        task = progress.add_task("index", total=total, counts="", rate="")
+        last = [-1.0]  # when the last line was printed (not on a terminal); -1: none yet
 
-        def advance(done: int, report: IndexReport) -> None:
-            progress.update(task, completed=done, counts=_counts(report))
-            if not interactive:
-                err.print(f"indexed {done}/{total} files: {_counts(report)}")
+        def advance(done: int, report: IndexReport, seconds: float, line: bool) -> None:
+            rate = f"{done / seconds:,.0f} files/s" if seconds > 0 and done else ""
+            fields: dict[str, Any] = {"counts": _counts(report)} if line else {}
+            progress.update(task, completed=done, rate=rate, **fields)
+            if interactive or not done:
+                return
+            if line:
+                err.print(f"indexed {done}/{total} files ({rate}): {_counts(report)}")
+            elif done < total and (last[0] < 0 or seconds - last[0] >= LINE_SECONDS):
+                err.print(f"indexed {done}/{total} files ({rate})")
+            else:
+                return
+            last[0] = seconds
 
         yield advance
 
@@ -424,6 +444,10 @@ def _info_payload(where: str, described: StoreInfo) -> dict[str, Any]:
         "store": where,
         "name": described.name,
         "model": described.model_id,
+        "revision": described.revision,
+        "fingerprint": described.fingerprint,
+        "fingerprint_probes": list(described.fingerprint_probes),
+        "model_history": [asdict(change) for change in described.model_history],
         "dimension": described.dimension,
         "similarity": described.similarity,
         "schema": described.schema_version,
@@ -447,6 +471,9 @@ def print_info(out: Console, where: str, described: StoreInfo, *, json_output: b
         return
     out.print(f"store      {plain(where)}")
     out.print(f"model      {plain(model_label(described.model_id))}")
+    out.print(f"revision   {plain(described.revision or 'unknown')}")
+    probes = ", ".join(described.fingerprint_probes)
+    out.print(f"fingerprint {described.fingerprint} ({probes})" if probes else "fingerprint none yet")
     out.print(f"dimension  {described.dimension} ({described.similarity})")
     out.print(f"documents  {described.total}")
     table = Table(title="per modality", title_justify="left")
@@ -470,116 +497,6 @@ def print_info(out: Console, where: str, described: StoreInfo, *, json_output: b
         )
     else:
         out.print("one kind of document or none: no modality gap to remove yet")
-
-
-# ---------------------------------------------------------------------------------------------
-# demo
-# ---------------------------------------------------------------------------------------------
-
-
-def print_demo_intro(out: Console, *, documents: int, texts: int, queries: int, world_dir: Path) -> None:
-    """The demo's title and what its world holds."""
-    out.rule("[bold]omniretrieve demo[/]")
-    out.print(
-        f"A world of colored shapes: {documents} documents ({texts} texts, {documents - texts} images) and "
-        f"{queries} queries with graded judgments, written to {plain(str(world_dir))}"
-    )
-
-
-def print_indexing(out: Console, folder: Path, where: str) -> None:
-    """The line before the demo indexes its corpus."""
-    out.print(f"Indexing {plain(str(folder))} into {plain(where)}")
-
-
-def print_showcase(
-    out: Console,
-    *,
-    title: str,
-    query: str,
-    lists: Sequence[tuple[str, Sequence[SearchHit], Sequence[str]]],
-    grades: Mapping[str, int],
-    ndcgs: Sequence[float],
-    k: int,
-    show: int,
-) -> None:
-    """One showcase query: its lists side by side (judged hits marked) and each list's nDCG.
-
-    ``lists`` holds ``(title, hits, judged names of the hits)``.
-    """
-    names_by_id = {h.id: n for _, hits, names in lists for h, n in zip(hits, names, strict=True)}
-    out.print()
-    out.print(f"[bold]{title}[/]: " + plain(query))
-    table = results_table(
-        [(name, hits[:show]) for name, hits, _ in lists], grades=grades, names=names_by_id, width=out.width
-    )
-    out.print(table)
-    for (name, _, _), value in zip(lists, ndcgs, strict=True):
-        out.print(f"  nDCG@{k} {name:<26} {value:.3f}")
-
-
-def showcase_gallery_query(
-    *,
-    title: str,
-    text: str | None,
-    image_source: str | None,
-    lists: Sequence[tuple[str, Sequence[SearchHit], Sequence[str]]],
-    grades: Mapping[str, int],
-    ndcgs: Sequence[float],
-    k: int,
-    loader: MediaLoader,
-) -> GalleryQuery:
-    """One showcase query as a gallery section: a column of graded cards per list."""
-    from omniretrieve.gallery import GalleryColumn, GalleryQuery
-
-    columns = [
-        GalleryColumn(
-            name,
-            [gallery_entry(h, loader, grade=grades.get(n, 0)) for h, n in zip(hits, names, strict=True)],
-            metric=f"nDCG@{k} {value:.3f}",
-        )
-        for (name, hits, names), value in zip(lists, ndcgs, strict=True)
-    ]
-    image = thumbnail(loader, image_source, "image")[0] if image_source is not None else None
-    return GalleryQuery(title=title, columns=columns, text=text, image=image, note=GRADE_NOTE)
-
-
-def print_demo_summary(
-    out: Console,
-    results: Mapping[str, Mapping[str, Mapping[str, float]]],
-    *,
-    k: int,
-    queries: int,
-    reranked: bool,
-) -> None:
-    """The demo's metrics over all queries, raw against calibrated, and the reranking hint."""
-    out.print()
-    out.print(metrics_table(results, k, f"All {queries} queries: raw (none) vs calibrated (rrf, gap)"))
-    for calib in ("none", "gap"):
-        out.print(f"nDCG@{k} {calib:<5} over all queries: {results[calib]['all'][f'ndcg@{k}']:.3f}")
-    if not reranked:
-        out.print(
-            "\nReranking needs a real reranker model (a CrossEncoder; none ships with the package). "
-            f"Run: [bold]{plain(RERANK_HINT)}[/]"
-        )
-
-
-def write_demo_gallery(path: Path, queries: Sequence[GalleryQuery], *, model_id: str, reranked: bool) -> Path:
-    """The demo's gallery page: one section per showcase query."""
-    from omniretrieve.gallery import write_gallery
-
-    return write_gallery(
-        path,
-        queries,
-        title="omniretrieve demo",
-        subtitle=f"raw cosine vs calibrated (gap){' vs reranked' if reranked else ''}; model {model_label(model_id)}",
-    )
-
-
-def print_demo_next(out: Console, *, gallery: Path, options: str, world_dir: Path, seconds: float) -> None:
-    """Where the gallery is and the commands to try next."""
-    out.print(f"\ngallery: {plain(str(gallery.resolve()))}")
-    out.print(
-        f'next:    omniretrieve search "a red circle in the top left" {plain(options)} --compare --html results.html'
-    )
-    out.print(f"         omniretrieve eval {plain(str(world_dir))} {plain(options)}")
-    out.print(f"[dim]done in {seconds:.1f} s[/]")
+    for c in described.model_history:  # oldest first
+        was = f" (was {c.previous_model_id} {c.previous_fingerprint})" if c.previous_model_id else ""
+        out.print(f"history    {c.time} {c.event}: {plain(c.model_id)} {c.fingerprint or ''}{plain(was)}")

@@ -69,13 +69,17 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="Embedding model: 'demo' (shipped, offline), a sentence-transformers id or local directory. "
-        "Default: the store's own model, or 'demo' for a new store.",
+        help="Embedding model: 'demo' (shipped, offline), a sentence-transformers id or local directory; "
+        "pin a hub revision with ID@REVISION (a commit hash, tag or branch). Default: the store's own "
+        "model (at its recorded commit when it came from the hub), or 'demo' for a new store.",
     ),
 ]
 RerankerOpt = Annotated[
     str | None,
-    typer.Option("--reranker", help="Reranker: a sentence-transformers CrossEncoder id or local directory."),
+    typer.Option(
+        "--reranker",
+        help="Reranker: a sentence-transformers CrossEncoder id (ID@REVISION pins a revision) or local directory.",
+    ),
 ]
 StoreOpt = Annotated[
     Path | None,
@@ -155,21 +159,27 @@ def _root(
 def load_embedder(spec: str) -> Embedder:
     """The embedder a ``--model`` value names (see :func:`omniretrieve.embedding.load_embedder`).
 
+    ``ID@REVISION`` pins a hub revision (:func:`omniretrieve.embedding.split_revision`); a local
+    directory whose path holds an ``@`` is still that directory when it exists.
+
     Raises:
         InvalidInputError: it names nothing that loads; the message names the ``--model`` value.
     """
     from omniretrieve.embedding import load_embedder as load
+    from omniretrieve.embedding import split_revision
 
+    names = {spec}  # what a loading error may name: the value, or the model it pins a revision of
     try:
+        names.add(split_revision(spec)[0])
         return load(spec)
     except InvalidInputError as exc:
-        if exc.input != spec:
+        if exc.input not in names:
             raise
         raise InvalidInputError(f"--model {spec}", exc.reason) from exc
 
 
 def load_reranker(spec: str | None) -> Reranker | None:
-    """The reranker a ``--reranker`` value names (``None`` for none).
+    """The reranker a ``--reranker`` value names (``None`` for none; ``demo`` for the shipped one).
 
     Raises:
         InvalidInputError: the model cannot be loaded as a reranker.
@@ -180,10 +190,17 @@ def load_reranker(spec: str | None) -> Reranker | None:
         from omniretrieve.testing.rerankers import FakeReranker
 
         return FakeReranker()
+    from omniretrieve.rerank.loading import DEMO_RERANKER_SPECS
+    from omniretrieve.rerank.loading import load_reranker as load
+
+    if spec in DEMO_RERANKER_SPECS:  # the demo reranker shipped in the package
+        return load(spec)
+    from omniretrieve.embedding import split_revision
     from omniretrieve.rerank import CrossEncoderReranker
 
     try:
-        return CrossEncoderReranker(spec)
+        name, revision = split_revision(spec)  # ID@REVISION pins a hub revision, as for --model
+        return CrossEncoderReranker(name, revision=revision)
     except OmniretrieveError:
         raise
     except Exception as exc:
@@ -222,13 +239,20 @@ def open_store(
             info = inspect_store(target)
         except StoreNotFoundError:  # no store yet: a new one gets the demo model
             info = None
-    spec = model or (info.model_id if info is not None else DEMO_MODEL)
+    spec = model or (stored_model(info) if info is not None else DEMO_MODEL)
     if err is not None:
         _render.print_model(err, spec)
     embedder = load_embedder(spec)
     if target.host is not None:
         return Store(embedder, host=target.host, port=target.port)
     return Store(embedder, path=target.path)
+
+
+def stored_model(info: StoreInfo) -> str:
+    """The ``--model`` value that reloads a store's model: its id, pinned to its hub commit when known."""
+    from omniretrieve.models import is_commit
+
+    return f"{info.model_id}@{info.revision}" if is_commit(info.revision) else info.model_id
 
 
 def loader_of(store: Store) -> MediaLoader:
@@ -261,4 +285,5 @@ __all__ = [
     "load_reranker",
     "loader_of",
     "open_store",
+    "stored_model",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     from omniretrieve.store import Store
 
 DEFAULT_INDEX_BATCH = 64
-"""Files embedded and written per step by ``index``; a killed run loses at most one step."""
+"""Files read, embedded and written per pipeline step by ``index`` (a rerun skips what was stored)."""
+
+FILES_PER_CALL = 2048
+"""Files handed to one ``Store.add`` call (its pipeline keeps every stage busy within a call)."""
 
 
 @dataclass
@@ -117,8 +120,17 @@ def _error_row(path: str, exc: BaseException) -> Failure:
     return Failure(path, type(exc).__name__, str(reason))
 
 
-def _add_batch(store: Store, batch: Sequence[Path], policy: Any, report: IndexReport) -> None:
-    """Load and add one batch of files, counting each outcome in ``report``."""
+def _add_files(
+    store: Store,
+    batch: Sequence[Path],
+    policy: Any,
+    report: IndexReport,
+    *,
+    step: int,
+    workers: int | None,
+    progress: Callable[[int], None],
+) -> None:
+    """Load and add files in one pipelined ``Store.add`` call, counting each outcome in ``report``."""
     from omniretrieve.media import from_path
 
     items: list[Any] = []
@@ -132,9 +144,13 @@ def _add_batch(store: Store, batch: Sequence[Path], policy: Any, report: IndexRe
             continue
         sources.append(f.absolute().as_uri())
         names.append(str(f))
+    refused = len(batch) - len(items)
     if not items:
+        progress(refused)
         return
-    results = store.add(items, sources=sources, batch_size=len(items))
+    results = store.add(
+        items, sources=sources, batch_size=step, workers=workers, progress=lambda k: progress(refused + k)
+    )
     for name, result in zip(names, results, strict=True):
         if result.status == "added":
             report.added += 1
@@ -151,9 +167,12 @@ def index_files(
     batch_size: int = DEFAULT_INDEX_BATCH,
     err: Console,
     report: IndexReport | None = None,
+    workers: int | None = None,
 ) -> IndexReport:
-    """Add ``files`` to ``store`` in batches, with a progress bar (or one line per batch when not a terminal).
+    """Add ``files`` to ``store`` with a progress bar and files/s (one line per call when not a terminal).
 
+    Files go to :meth:`Store.add` :data:`FILES_PER_CALL` at a time (memory stays bounded), which
+    pipelines them in steps of ``batch_size``: decoding in ``workers`` processes, encoding, writing.
     What is stored already (the same content, by hash) is skipped without being embedded again.
     A file that fails is recorded with its reason; the others are stored.
     """
@@ -162,10 +181,14 @@ def index_files(
     start = time.perf_counter()
     policy = getattr(getattr(store.embedder, "media", None), "policy", None)
     with _render.index_progress(err, len(files)) as advance:
-        for offset in range(0, len(files), batch_size):
-            batch = files[offset : offset + batch_size]
-            _add_batch(store, batch, policy, report)
-            advance(offset + len(batch), report)
+        for offset in range(0, len(files), FILES_PER_CALL):
+            chunk = files[offset : offset + FILES_PER_CALL]
+
+            def progress(done: int, offset: int = offset) -> None:
+                advance(offset + done, report, time.perf_counter() - start, False)
+
+            _add_files(store, chunk, policy, report, step=batch_size, workers=workers, progress=progress)
+            advance(offset + len(chunk), report, time.perf_counter() - start, True)
     report.seconds += time.perf_counter() - start
     return report
 
@@ -179,6 +202,12 @@ def index(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Files embedded and written per step.")
     ] = DEFAULT_INDEX_BATCH,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=0, help="Processes that decode media files (0: none; default: one per CPU)."
+        ),
+    ] = None,
 ) -> None:
     """Index images, text and markdown files, audio and video (told apart by extension).
 
@@ -197,7 +226,7 @@ def index(
             )
         with open_store(target, model, err=err) as store:
             report = IndexReport(ignored=ignored, failures=list(missing))
-            index_files(store, files, batch_size=batch_size, err=err, report=report)
+            index_files(store, files, batch_size=batch_size, err=err, report=report, workers=workers)
             total = store.count()
         _render.print_index_summary(report, out)
         _render.print_store_total(out, target.describe(), total)

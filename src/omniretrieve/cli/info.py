@@ -33,7 +33,7 @@ def info(
     chroma_host: HostOpt = None,
     chroma_port: PortOpt = 8000,
 ) -> None:
-    """What a store holds: its model, dimension, documents per modality and calibration state.
+    """What a store holds: its model (id, revision, fingerprint, history), dimension, documents per modality and calibration state.
 
     Reads the store without loading its model and without disturbing a process that writes to it.
     """
@@ -43,10 +43,19 @@ def info(
         described = inspect_store(target)
         if model is not None:
             embedder = load_embedder(model)
-            if (embedder.model_id, embedder.dimension) != (described.model_id, described.dimension):
+            differs = tuple(
+                what
+                for what, ours, theirs in (
+                    ("model id", embedder.model_id, described.model_id),
+                    ("dimension", embedder.dimension, described.dimension),
+                )
+                if ours != theirs
+            )
+            if differs:
                 raise EmbeddingSpaceMismatchError(
                     target.describe(),
                     f"model {described.model_id!r} (dimension {described.dimension})",
                     f"model {embedder.model_id!r} (dimension {embedder.dimension})",
+                    differs,
                 )
         _render.print_info(out, target.describe(), described, json_output=json_output)

@@ -75,6 +75,26 @@ def model_path() -> Path:
     return path
 
 
+DEMO_RERANKER_ID = "omniretrieve/demo-reranker"
+"""The id of the demo reranker shipped in the package (``load_reranker("demo")``); not a hub id."""
+
+
+def reranker_path() -> Path:
+    """The directory of the shipped demo reranker (load it with ``CrossEncoder(str(path))``).
+
+    Raises:
+        FileNotFoundError: The package was installed without the reranker files; reinstall it or
+            train one with ``python -m omniretrieve.demo.train_reranker --out DIR``.
+    """
+    path = Path(__file__).resolve().parent / "reranker"
+    if not (path / "modules.json").is_file():
+        raise FileNotFoundError(
+            f"{path}: the demo reranker is missing from this installation; reinstall omniretrieve or "
+            "train one with `python -m omniretrieve.demo.train_reranker --out DIR`"
+        )
+    return path
+
+
 def _meta(path: str | os.PathLike[str] | None) -> dict[str, Any]:
     folder = Path(path) if path is not None else model_path()
     meta_file = folder / META_FILE
@@ -221,6 +241,7 @@ def save_gap_free_model(folder: str | os.PathLike[str], path: str | os.PathLike[
 
 
 __all__ = [
+    "DEMO_RERANKER_ID",
     "GAP_OFFSET_SCALE",
     "GAP_PARAMETER",
     "META_FILE",
@@ -229,5 +250,6 @@ __all__ = [
     "load_model",
     "model_path",
     "remove_gap_offset",
+    "reranker_path",
     "save_gap_free_model",
 ]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from omniretrieve.demo.world import CAPTION_TEMPLATES, QUERY_TEMPLATES, Scene
-from omniretrieve.errors import require
+from omniretrieve.errors import InvalidInputError, require
 
 if TYPE_CHECKING:
     import torch
@@ -77,6 +77,8 @@ def evaluate(model: CLIPModel, processor: CLIPProcessor, seed: int = 0) -> dict[
     ho_scenes = [image_docs[i].scene for i in ho_idx]
     hits = total = 0
     for scene in world.heldout_scenes:
+        if not isinstance(scene, Scene):
+            raise InvalidInputError("world", "is not an easy (one-object) demo world")
         sims = enc_text(_training_texts(scene)) @ image_emb[ho_idx].T
         for row in sims:
             hits += int(ho_scenes[int(row.argmax())] == scene)

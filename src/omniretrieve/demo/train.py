@@ -179,8 +179,11 @@ def tokenizer_corpus() -> list[str]:
     return texts
 
 
-def build_tokenizer(vocab_size: int = 1000) -> PreTrainedTokenizerFast:
-    """Train the byte-level BPE tokenizer (lowercasing, bos/eos added) on :func:`tokenizer_corpus`."""
+def build_tokenizer(vocab_size: int = 1000, texts: Sequence[str] | None = None) -> PreTrainedTokenizerFast:
+    """Train the byte-level BPE tokenizer (lowercasing, bos/eos added) on ``texts``.
+
+    ``texts`` defaults to :func:`tokenizer_corpus` (the demo model's tokenizer).
+    """
     tokenizers = require("tokenizers", extra=None, purpose="Training the demo tokenizer")
     transformers = require("transformers", extra=None, purpose="Training the demo tokenizer")
     tok = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="<unk>"))
@@ -194,7 +197,7 @@ def build_tokenizer(vocab_size: int = 1000) -> PreTrainedTokenizerFast:
         initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(tokenizer_corpus(), trainer=trainer)
+    tok.train_from_iterator(list(texts) if texts is not None else tokenizer_corpus(), trainer=trainer)
     bos, eos = tok.token_to_id("<bos>"), tok.token_to_id("<eos>")
     tok.post_processor = tokenizers.processors.TemplateProcessing(
         single="<bos> $A <eos>",

@@ -37,7 +37,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 
@@ -45,6 +45,8 @@ from omniretrieve.errors import InvalidInputError, require
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
+
+    from omniretrieve.demo.hard_world import PairScene
 
 COLORS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange")
 """The colors of the world, in a fixed order."""
@@ -176,21 +178,31 @@ class Scene:
         bg_level = rng.uniform(228.0, 250.0)
         background = tuple(int(v) for v in np.clip(bg_level + rng.uniform(-6.0, 6.0, size=3), 0, 255))
         image = image_module.new("RGB", (size, size), background)
-        draw = draw_module.Draw(image)
-        if self.shape == "circle":
-            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
-        elif self.shape == "square":
-            s = r * 0.9
-            draw.rectangle((cx - s, cy - s, cx + s, cy + s), fill=fill)
-        elif self.shape == "triangle":
-            draw.polygon([(cx, cy - r), (cx - r, cy + r * 0.8), (cx + r, cy + r * 0.8)], fill=fill)
-        else:  # cross
-            w = r * 0.36
-            draw.rectangle((cx - r, cy - w, cx + r, cy + w), fill=fill)
-            draw.rectangle((cx - w, cy - r, cx + w, cy + r), fill=fill)
-        pixels = np.asarray(image, dtype=np.float64)
-        pixels = pixels + rng.normal(0.0, 5.0, size=pixels.shape)
-        return image_module.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8), mode="RGB")
+        draw_shape(draw_module.Draw(image), self.shape, cx, cy, r, fill)
+        return add_pixel_noise(image, rng)
+
+
+def draw_shape(draw: Any, shape: str, cx: float, cy: float, r: float, fill: tuple[int, ...]) -> None:
+    """Draw one flat ``shape`` of "radius" ``r`` centred at (``cx``, ``cy``) with a PIL ``ImageDraw``."""
+    if shape == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+    elif shape == "square":
+        s = r * 0.9
+        draw.rectangle((cx - s, cy - s, cx + s, cy + s), fill=fill)
+    elif shape == "triangle":
+        draw.polygon([(cx, cy - r), (cx - r, cy + r * 0.8), (cx + r, cy + r * 0.8)], fill=fill)
+    else:  # cross
+        w = r * 0.36
+        draw.rectangle((cx - r, cy - w, cx + r, cy + w), fill=fill)
+        draw.rectangle((cx - w, cy - r, cx + w, cy + r), fill=fill)
+
+
+def add_pixel_noise(image: PILImage, rng: np.random.Generator, sigma: float = 5.0) -> PILImage:
+    """``image`` with Gaussian pixel noise of standard deviation ``sigma`` (seeded by ``rng``)."""
+    image_module = require("PIL.Image", extra=None, purpose="Rendering demo images", package="pillow")
+    pixels = np.asarray(image, dtype=np.float64)
+    pixels = pixels + rng.normal(0.0, sigma, size=pixels.shape)
+    return image_module.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8), mode="RGB")
 
 
 def all_scenes() -> tuple[Scene, ...]:
@@ -242,7 +254,7 @@ class DemoDoc:
 
     id: str
     modality: Modality
-    scene: Scene | None
+    scene: Scene | PairScene | None
     text: str | None = None
     image: PILImage | None = None
 
@@ -265,7 +277,7 @@ class DemoQuery:
     id: str
     text: str | None
     image: PILImage | None
-    scene: Scene
+    scene: Scene | PairScene
     target: Target
     judgments: dict[str, int] = field(default_factory=dict)
 
@@ -290,8 +302,8 @@ class DemoWorld:
     seed: int
     docs: tuple[DemoDoc, ...]
     queries: tuple[DemoQuery, ...]
-    train_scenes: tuple[Scene, ...]
-    heldout_scenes: tuple[Scene, ...]
+    train_scenes: tuple[Scene, ...] | tuple[PairScene, ...]
+    heldout_scenes: tuple[Scene, ...] | tuple[PairScene, ...]
 
     def doc(self, doc_id: str) -> DemoDoc:
         """The document with this id.
@@ -312,7 +324,7 @@ class DemoWorld:
             raise InvalidInputError("target", f"{target!r} is not 'mixed', 'image' or 'text'")
         return tuple(d for d in self.docs if d.modality == target)
 
-    def is_heldout(self, scene: Scene) -> bool:
+    def is_heldout(self, scene: Scene | PairScene) -> bool:
         """Whether the demo model never saw this scene in training."""
         return scene in self.heldout_scenes
 
@@ -366,8 +378,8 @@ class DemoWorld:
         return root
 
 
-def _grade(query: Scene, doc: Scene | None) -> int:
-    if doc is None or doc.color != query.color or doc.shape != query.shape:
+def _grade(query: Scene, doc: Scene | PairScene | None) -> int:
+    if not isinstance(doc, Scene) or doc.color != query.color or doc.shape != query.shape:
         return 0
     return 2 if doc.position == query.position else 1
 

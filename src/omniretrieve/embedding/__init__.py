@@ -46,6 +46,7 @@ from omniretrieve.embedding.loading import (
     EmbedderFactory,
     load_embedder,
     register_embedder_scheme,
+    split_revision,
 )
 from omniretrieve.embedding.protocol import (
     ROLES,
@@ -73,4 +74,5 @@ __all__ = [
     "canonical_modalities",
     "load_embedder",
     "register_embedder_scheme",
+    "split_revision",
 ]

@@ -6,9 +6,13 @@ What ``embed_each`` does, for any model:
    text, never a path or URL to fetch);
 2. items are routed by modality; an item whose modality the model lacks gets an
    :class:`~omniretrieve.errors.UnsupportedModalityError`;
-3. media are loaded by a :class:`~omniretrieve.media.MediaLoader` (its policy decides which paths
-   and URLs may be read; the default refuses URLs), in a small thread pool that decodes the next
-   batch while the model encodes the current one; a media error marks only that item;
+3. media are loaded under the :class:`~omniretrieve.media.MediaLoader`'s policy (which paths and
+   URLs may be read; the default refuses URLs) ahead of the model, at most
+   :data:`LOAD_AHEAD_CHUNKS` batches ahead: files, bytes and data URIs in worker processes
+   (:class:`~omniretrieve.media._workers.DecodePool`, ``decode_workers``) once a call holds enough
+   of them, the rest in a small thread pool; a media error marks only that item. A pipeline
+   (``Store.add``) starts the next batch's loading with :meth:`BaseEmbedder.load_ahead` while it
+   encodes this one with :meth:`BaseEmbedder.encode_loaded`;
 4. each modality is encoded in batches of ``batch_size``, one modality per model call; when a
    batch fails, its items are retried one by one so the failing item is isolated
    (:func:`~omniretrieve.models.batch_then_isolate`);
@@ -24,13 +28,25 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from omniretrieve.embedding.jobs import Job, Pending, plan
+from omniretrieve.embedding.jobs import (
+    PROCESS_MIN_ITEMS,
+    InWorkers,
+    Job,
+    Later,
+    Loading,
+    Loads,
+    Pending,
+    chunked,
+    parts_of,
+    plan,
+    pool_for,
+)
 from omniretrieve.embedding.protocol import (
     ROLES,
     CombineStrategy,
@@ -38,7 +54,13 @@ from omniretrieve.embedding.protocol import (
     RouteKey,
     canonical_modalities,
 )
-from omniretrieve.errors import InvalidInputError, MediaError, OmniretrieveError, UnsupportedModalityError
+from omniretrieve.errors import (
+    InvalidInputError,
+    MediaError,
+    OmniretrieveError,
+    UnsupportedModalityError,
+)
+from omniretrieve.media._workers import DecodePool, DecodeSpec, worker_decodable
 from omniretrieve.models import DEFAULT_AUDIO_SAMPLING_RATE, DEFAULT_VIDEO_FRAMES, batch_then_isolate
 from omniretrieve.types import (
     MODALITIES,
@@ -57,6 +79,9 @@ from omniretrieve.types import (
 
 if TYPE_CHECKING:
     from omniretrieve.media import MediaLoader
+
+LOAD_AHEAD_CHUNKS = 2
+"""Model calls whose inputs ``embed_each`` loads ahead of the one being encoded (bounds memory)."""
 
 
 class BaseEmbedder(ABC):
@@ -80,6 +105,11 @@ class BaseEmbedder(ABC):
         show_progress: whether ``embed``/``embed_each`` show a progress bar by default.
         num_workers: threads that load and decode media while the model encodes the previous
             batch; 0 loads in the calling thread. Default: one less than the CPU count, 1 to 4.
+        decode_workers: worker processes that decode media files (see :meth:`load_ahead`); 0:
+            never; ``None``: one per CPU once a call holds :data:`PROCESS_MIN_ITEMS` media.
+
+    Attributes:
+        decode_workers: as the argument; may be changed between calls.
     """
 
     def __init__(
@@ -90,7 +120,12 @@ class BaseEmbedder(ABC):
         combine: CombineStrategy = "auto",
         show_progress: bool = False,
         num_workers: int | None = None,
+        decode_workers: int | None = None,
     ) -> None:
+        if decode_workers is not None and (
+            isinstance(decode_workers, bool) or not isinstance(decode_workers, int) or decode_workers < 0
+        ):
+            raise InvalidInputError(f"decode_workers={decode_workers!r}", "must be an int >= 0 or None")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InvalidInputError(f"batch_size={batch_size!r}", "must be a positive int")
         if combine not in ("auto", "native", "mean"):
@@ -104,6 +139,8 @@ class BaseEmbedder(ABC):
         self.combine: CombineStrategy = combine
         self.show_progress = show_progress
         self.num_workers = num_workers
+        self.decode_workers = decode_workers
+        self._decode_pool: DecodePool | None = None
 
     # -- what a subclass describes -------------------------------------------------------------
 
@@ -236,25 +273,36 @@ class BaseEmbedder(ABC):
             InvalidInputError: ``items`` is a single item rather than a list (or other iterable) of
                 items, or ``role`` is not ``"query"``/``"document"``.
         """
-        if role not in ROLES:
-            raise InvalidInputError(f"role={role!r}", "must be 'query' or 'document'")
-        if (
-            isinstance(items, (str, bytes, Mapping, np.ndarray))
-            or not isinstance(items, Iterable)
-            or is_pil_image(items)
-        ):
-            raise InvalidInputError(
-                describe(items),
-                "embed takes a list of items: wrap a single item in a list, or use embed_query",
-            )
-        pending, jobs = plan(list(items), self.modalities, self._combine_route, self._unsupported)
-        progress = self._progress(len(jobs), self.show_progress if show_progress is None else show_progress)
+        loading = self._start_loading(_checked(items, role), role, None, LOAD_AHEAD_CHUNKS)
+        return self._finish(loading, self.show_progress if show_progress is None else show_progress)
+
+    def load_ahead(
+        self, items: Sequence[ItemInput], *, role: Role = "document", workers: int | None = None
+    ) -> Loading:
+        """Start loading the items' media now; :meth:`encode_loaded` encodes them later.
+
+        Media files, bytes and ``data:`` URIs are decoded in worker processes (``workers``: how
+        many; 0 decodes in this process's threads; ``None``: :attr:`decode_workers`, else one per
+        CPU once enough media come), others in threads. Every item's media load at once, so keep
+        ``items`` to a batch: a pipeline starts the next batch's loading while it encodes this one.
+
+        Raises:
+            InvalidInputError: as :meth:`embed_each`.
+        """
+        return self._start_loading(_checked(items, role), role, workers, None)
+
+    def encode_loaded(self, loading: Loading, *, show_progress: bool | None = None) -> list[EmbeddingResult]:
+        """Encode what :meth:`load_ahead` started: one result per item, in order (as :meth:`embed_each`)."""
+        return self._finish(loading, self.show_progress if show_progress is None else show_progress)
+
+    def _finish(self, loading: Loading, show: bool) -> list[EmbeddingResult]:
+        progress = _progress_bar(loading.loads.jobs, show)
         try:
-            self._run(jobs, pending, role, progress)
+            self._run(loading, progress)
         finally:
             if progress is not None:
                 progress.close()
-        return [state.result(i) for i, state in enumerate(pending)]
+        return [state.result(i) for i, state in enumerate(loading.pending)]
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -286,63 +334,109 @@ class BaseEmbedder(ABC):
 
     # -- running -------------------------------------------------------------------------------
 
-    def _run(self, jobs: list[Job], pending: list[Pending], role: Role, progress: Any) -> None:
-        groups: dict[RouteKey, list[Job]] = {}
-        for job in jobs:
-            groups.setdefault(job.route, []).append(job)
-        needs_media = any(route != "text" for route in groups)
-        pool = ThreadPoolExecutor(self.num_workers) if needs_media and self.num_workers > 0 else None
+    def _run(self, loading: Loading, progress: Any) -> None:
+        pending = loading.pending
         try:
-            for route, group in groups.items():
-                if route == "text":
-                    # Longest first, as sentence-transformers does, so each batch pads little.
-                    group.sort(key=lambda job: -job.text_length)
-                chunks = [group[i : i + self.batch_size] for i in range(0, len(group), self.batch_size)]
-                for chunk, loaded in self._load_ahead(chunks, pending, pool):
-                    ready: list[tuple[Job, Any]] = []
-                    for job, outcome in zip(chunk, loaded, strict=True):
-                        if isinstance(outcome, OmniretrieveError):
-                            pending[job.index].fail(outcome)
-                        elif outcome is not _SKIP:
-                            ready.append((job, outcome))
-                    if ready:
-                        self._encode_chunk(route, ready, pending, role)
-                    if progress is not None:
-                        progress.update(len(chunk))
+            for route, chunk, handles in loading.loads:
+                ready: list[tuple[Job, Any]] = []
+                for job, handle in zip(chunk, handles, strict=True):
+                    outcome = self._resolve(job, handle, pending)
+                    if isinstance(outcome, OmniretrieveError):
+                        pending[job.index].fail(outcome)
+                    elif outcome is not _SKIP:
+                        ready.append((job, outcome))
+                del handles
+                if ready:
+                    self._encode_chunk(route, ready, pending, loading.role)
+                if progress is not None:
+                    progress.update(len(chunk))
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            loading.close()
 
-    def _load_ahead(
-        self, chunks: list[list[Job]], pending: list[Pending], pool: ThreadPoolExecutor | None
-    ) -> Iterator[tuple[list[Job], list[Any]]]:
-        """Yield each chunk with its loaded inputs, loading the next chunk while the caller encodes."""
-        if pool is None:
-            for chunk in chunks:
-                yield chunk, [self._load_job(job, pending) for job in chunk]
-            return
-        submitted: list[Future[Any]] | None = None
-        for k, chunk in enumerate(chunks):
-            current = (
-                submitted
-                if submitted is not None
-                else [pool.submit(self._load_job, j, pending) for j in chunk]
-            )
-            submitted = None
-            if k + 1 < len(chunks):
-                submitted = [pool.submit(self._load_job, j, pending) for j in chunks[k + 1]]
-            yield chunk, [f.result() for f in current]
+    def _start_loading(
+        self, items: Sequence[ItemInput], role: Role, workers: int | None, ahead: int | None
+    ) -> Loading:
+        """Plan the items and start loading their media (see :meth:`load_ahead`)."""
+        pending, jobs = plan(list(items), self.modalities, self._combine_route, self._unsupported)
+        chunks = chunked(jobs, self.batch_size)
+        media = [job for job in jobs if job.route != "text"]
+        pool = self._process_pool(media, workers)
+        threads = ThreadPoolExecutor(self.num_workers) if media and self.num_workers > 0 else None
+        spec = self.decode_spec() if pool is not None else None
 
-    def _load_job(self, job: Job, pending: list[Pending]) -> Any:
-        """The prepared model input for a job, ``_SKIP`` if its item already failed, or the error."""
+        def start(job: Job) -> Any:
+            if pending[job.index].error is not None:
+                return _SKIP
+            if pool is not None and spec is not None:
+                parts = parts_of(job.source)
+                futures: dict[str, Future[Any]] = {
+                    p.modality: pool.submit(spec, p.modality, p.source, describe(p))  # type: ignore[arg-type]
+                    for p in parts
+                    if isinstance(p, Image | Audio | Video) and worker_decodable(p.source)
+                }
+                if futures:
+                    return InWorkers(futures, pool, spec)
+            if threads is not None and job.route != "text":
+                return threads.submit(self._load_job, job, pending)
+            return Later()
+
+        return Loading(pending, Loads(chunks, start, ahead), role, threads)
+
+    def _resolve(self, job: Job, handle: Any, pending: list[Pending]) -> Any:
+        """The prepared model input for a job from its loading handle (or the error, or ``_SKIP``)."""
+        if isinstance(handle, Future):
+            return handle.result()
+        if isinstance(handle, InWorkers):
+            return self._load_job(job, pending, handle)
+        if isinstance(handle, Later):
+            return self._load_job(job, pending)
+        return handle
+
+    def _process_pool(self, media: list[Job], workers: int | None) -> DecodePool | None:
+        """The decoding processes for this call's media, or ``None`` (see :func:`.jobs.pool_for`)."""
+        from omniretrieve.media import MediaLoader
+
+        if type(self.media) is not MediaLoader:  # a custom loader's overrides must not be bypassed
+            return None
+        self._decode_pool = pool_for(
+            self._decode_pool, media, self.decode_workers if workers is None else workers
+        )
+        if self._decode_pool is None or self._decode_pool.unusable or not media or workers == 0:
+            return None
+        return self._decode_pool
+
+    def decode_spec(self) -> DecodeSpec:
+        """How this model's media are decoded, for worker processes (the loader's policy included)."""
+        return DecodeSpec(
+            policy=self.media.policy,
+            image_min_side=self.image_min_side,
+            audio_sampling_rate=self.audio_sampling_rate,
+            video_num_frames=self.video_num_frames,
+            video_frame_size=self.video_frame_size,
+        )
+
+    def close_workers(self) -> None:
+        """Stop the decoding processes, if any run (a later call starts them again when needed)."""
+        if self._decode_pool is not None:
+            self._decode_pool.close()
+            self._decode_pool = None
+
+    def _load_job(self, job: Job, pending: list[Pending], decoded: InWorkers | None = None) -> Any:
+        """The prepared model input for a job, ``_SKIP`` if its item already failed, or the error.
+
+        ``decoded``: the parts decoding in worker processes (the others are loaded here).
+        """
         if pending[job.index].error is not None:
             return _SKIP
+        load = (
+            self._load_single if decoded is None else decoded.loader(self._load_single, self._prepare_audio)
+        )
         try:
             if isinstance(job.route, tuple):
                 assert isinstance(job.source, Combined)
-                return {part.modality: self._load_single(part) for part in job.source.parts()}
+                return {part.modality: load(part) for part in job.source.parts()}
             assert not isinstance(job.source, Combined)
-            return self._load_single(job.source)
+            return load(job.source)
         except OmniretrieveError as exc:
             return exc
         except Exception as exc:  # a loader bug must still cost only this item
@@ -383,15 +477,31 @@ class BaseEmbedder(ABC):
             raise ValueError(f"the model returned shape {vectors.shape} for {len(inputs)} inputs")
         return vectors
 
-    @staticmethod
-    def _progress(total: int, show: bool) -> Any:
-        if not show or total == 0:
-            return None
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:  # pragma: no cover - tqdm comes with sentence-transformers
-            return None
-        return tqdm(total=total, desc="Embedding", unit="input")
+
+def _progress_bar(total: int, show: bool) -> Any:
+    if not show or total == 0:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with sentence-transformers
+        return None
+    return tqdm(total=total, desc="Embedding", unit="input")
+
+
+def _checked(items: Sequence[ItemInput], role: Role) -> list[ItemInput]:
+    """The items as a list, once ``items`` and ``role`` are checked."""
+    if role not in ROLES:
+        raise InvalidInputError(f"role={role!r}", "must be 'query' or 'document'")
+    if (
+        isinstance(items, (str, bytes, Mapping, np.ndarray))
+        or not isinstance(items, Iterable)
+        or is_pil_image(items)
+    ):
+        raise InvalidInputError(
+            describe(items),
+            "embed takes a list of items: wrap a single item in a list, or use embed_query",
+        )
+    return list(items)
 
 
 class _Skip:
@@ -401,4 +511,4 @@ class _Skip:
 _SKIP = _Skip()
 
 
-__all__ = ["BaseEmbedder"]
+__all__ = ["PROCESS_MIN_ITEMS", "BaseEmbedder", "Loading"]

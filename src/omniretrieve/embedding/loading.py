@@ -10,6 +10,10 @@ A name is resolved in this order:
    ``"omniretrieve.testing.fakes:load_fake_embedder"``, so the test double's module is imported only
    when a ``"fake:<dim>"`` name is loaded, never by the runtime otherwise;
 4. anything else: a sentence-transformers hub id or local directory.
+
+A name may pin a revision: ``"ORG/NAME@REVISION"`` (a branch, tag or commit hash) loads that
+revision, like ``revision="REVISION"`` (:func:`split_revision`). A path that exists is always a
+path, even with an ``@`` in it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, TypeAlias
 from omniretrieve.embedding.protocol import Embedder
 from omniretrieve.embedding.sentence_transformer import SentenceTransformerEmbedder
 from omniretrieve.errors import InvalidInputError, MissingDependencyError, OmniretrieveError
-from omniretrieve.models import check_options, torch_dtype
+from omniretrieve.models import SENTENCE_TRANSFORMER_OPTIONS, check_options, torch_dtype
 from omniretrieve.types import describe
 
 DEMO_ALIAS = "demo"
@@ -63,7 +67,30 @@ _DEMO_SPECS: dict[str, tuple[str, bool]] = {
     DEMO_MODEL_ID: (DEMO_MODEL_ID, True),
     DEMO_NOGAP_MODEL_ID: (DEMO_NOGAP_MODEL_ID, False),
 }
-_DEMO_REFUSED = ("model_kwargs", "processor_kwargs", "trust_remote_code", "model_id")
+_DEMO_REFUSED = (
+    *(name for name in SENTENCE_TRANSFORMER_OPTIONS if name not in ("device", "local_files_only")),
+    "model_id",
+)
+"""What the demo models refuse: every loading option but ``device`` (it loads from the package)."""
+
+
+def split_revision(spec: str) -> tuple[str, str | None]:
+    """A model name and the revision it pins: ``"org/name@abc123"`` -> ``("org/name", "abc123")``.
+
+    A name without ``@``, or a path that exists (a directory may have ``@`` in its name), pins
+    nothing: ``(spec, None)``. Hub ids hold no ``@``, so the first one splits.
+
+    Raises:
+        InvalidInputError: an ``@`` with nothing before or after it.
+    """
+    if "@" not in spec or os.path.exists(spec):
+        return spec, None
+    name, _, revision = spec.partition("@")
+    if not name or not revision:
+        raise InvalidInputError(
+            spec, "pin a revision as 'ID@REVISION', e.g. 'org/model@v1.0' or a commit hash"
+        )
+    return name, revision
 
 
 def register_embedder_scheme(scheme: str, factory: EmbedderFactory | str) -> None:
@@ -128,6 +155,7 @@ def load_embedder(spec: str | os.PathLike[str], **kwargs: Any) -> Embedder:
                                                (``"fake:<dim>"``): content-hash vectors, no model
     ``"<scheme>:<rest>"``                      what the factory registered for ``<scheme>`` builds
                                                (:func:`register_embedder_scheme`)
+    ``"<id>@<revision>"``                      ``<id>`` at that revision (``revision=``)
     anything else                              ``SentenceTransformerEmbedder(spec, **kwargs)``: a
                                                hub id or a local directory (the id as given)
     ========================================== ===================================================
@@ -142,7 +170,10 @@ def load_embedder(spec: str | os.PathLike[str], **kwargs: Any) -> Embedder:
         spec: The model's name or directory, see above.
         **kwargs: Options of the embedder built (an option set to ``None`` means its default, so
             adapters can pass their settings through unchanged). A sentence-transformers model takes every option
-            of :class:`SentenceTransformerEmbedder`; the demo models take ``device`` (default
+            of :class:`SentenceTransformerEmbedder`, which include every loading option of
+            ``SentenceTransformer(...)`` by its name (``revision``, ``cache_folder``,
+            ``local_files_only``, ``token``, ``backend``, ``truncate_dim``, ``prompts``,
+            ``model_kwargs``, ...); the demo models take ``device`` (default
             ``"cpu"``), ``dtype`` and the embedding options (``batch_size``, ``media``,
             ``combine``, ``show_progress``, ``num_workers``, ``draft_images``); the fake takes
             those of :class:`~omniretrieve.testing.fakes.FakeEmbedder`.
@@ -158,6 +189,7 @@ def load_embedder(spec: str | os.PathLike[str], **kwargs: Any) -> Embedder:
         embedder = load_embedder("demo")                       # offline, seconds
         embedder.model_id                                      # "omniretrieve/demo-clip"
         clip = load_embedder("sentence-transformers/clip-ViT-B-32", device="cuda", dtype="float16")
+        pinned = load_embedder("sentence-transformers/clip-ViT-B-32@<commit>")   # that revision only
     """
     kwargs = {name: value for name, value in kwargs.items() if value is not None}  # None: the default
     if isinstance(spec, os.PathLike):
@@ -166,6 +198,13 @@ def load_embedder(spec: str | os.PathLike[str], **kwargs: Any) -> Embedder:
         raise InvalidInputError(
             describe(spec), "name a model: 'demo', 'fake:<dim>', a hub id or a local model directory"
         )
+    spec, revision = split_revision(spec)
+    if revision is not None:
+        if kwargs.setdefault("revision", revision) != revision:
+            raise InvalidInputError(
+                f"{spec}@{revision}",
+                f"pins revision {revision!r} but revision={kwargs['revision']!r} was given",
+            )
     if spec in _DEMO_SPECS:
         model_id, gap = _DEMO_SPECS[spec]
         return _load_demo(spec, model_id, gap, kwargs)
@@ -186,7 +225,7 @@ def _load_demo(spec: str, model_id: str, gap: bool, kwargs: dict[str, Any]) -> E
         raise InvalidInputError(
             spec, f"the demo model takes no {', '.join(refused)} (it loads from the package, with a fixed id)"
         )
-    for name in _DEMO_REFUSED:
+    for name in (*_DEMO_REFUSED, "local_files_only"):
         options.pop(name, None)
     device = options.pop("device", None) or "cpu"
     dtype = options.pop("dtype", None)
@@ -231,4 +270,5 @@ __all__ = [
     "EmbedderFactory",
     "load_embedder",
     "register_embedder_scheme",
+    "split_revision",
 ]

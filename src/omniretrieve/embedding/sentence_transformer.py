@@ -17,8 +17,9 @@ from omniretrieve.models import (
     crop_audio_to_window,
     image_min_side,
     instance_model_id,
-    load_kwargs,
+    loader_options,
     max_text_chars,
+    model_revision,
     refuse_loading_options,
     truncate_text,
     video_num_frames,
@@ -77,6 +78,24 @@ class SentenceTransformerEmbedder(BaseEmbedder):
             path as given (for a loaded model, the name it was loaded under). Give a stable name
             when the directory may move (a model inside a virtualenv or a checkout), or when two
             models loaded from one directory make different vectors and must not share a store.
+        revision: The hub revision to load (a branch, tag or commit hash); pin a commit so the
+            model cannot change under its id. The store records the commit actually loaded
+            (:attr:`revision`).
+        cache_folder: Where hub models are cached (default: the Hugging Face cache).
+        local_files_only: Never download; load from the cache or directory only.
+        token: A Hugging Face token for private or gated models (``True``: the saved one).
+        backend: ``"torch"`` (the library's default), ``"onnx"`` or ``"openvino"``.
+        truncate_dim: Keep only the first ``truncate_dim`` dimensions of every vector (Matryoshka
+            models); the embedder's :attr:`dimension` follows.
+        prompts: Prompt names to prompt texts (e.g. ``{"query": "query: "}``).
+        default_prompt_name: The prompt used when none is named.
+        config_kwargs: Extra keyword arguments for loading the transformers config.
+        model_card_data: The model card's data (sentence-transformers' ``SentenceTransformerModelCardData``).
+        similarity_fn_name: The model's similarity function; omniretrieve compares by cosine anyway.
+
+        Every ``SentenceTransformer(...)`` loading option is one of these (the list is
+        :data:`omniretrieve.models.SENTENCE_TRANSFORMER_OPTIONS`) and applies only when ``model``
+        is loaded here.
 
     Raises:
         InvalidInputError: loading options were given together with a loaded model, ``model_id`` is
@@ -100,6 +119,17 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         num_workers: int | None = None,
         draft_images: bool = True,
         model_id: str | None = None,
+        revision: str | None = None,
+        cache_folder: str | None = None,
+        local_files_only: bool = False,
+        token: bool | str | None = None,
+        backend: str | None = None,
+        truncate_dim: int | None = None,
+        prompts: Mapping[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        config_kwargs: Mapping[str, Any] | None = None,
+        model_card_data: Any = None,
+        similarity_fn_name: str | None = None,
     ) -> None:
         if model_id is not None and (not isinstance(model_id, str) or not model_id.strip()):
             raise InvalidInputError(
@@ -113,32 +143,26 @@ class SentenceTransformerEmbedder(BaseEmbedder):
             num_workers=num_workers,
         )
         self.draft_images = draft_images
-        st = require("sentence_transformers", extra=None, purpose="SentenceTransformerEmbedder")
-        if isinstance(model, st.SentenceTransformer):
-            refuse_loading_options(
-                {
-                    "device": device,
-                    "dtype": dtype,
-                    "trust_remote_code": trust_remote_code,
-                    "model_kwargs": model_kwargs,
-                    "processor_kwargs": processor_kwargs,
-                }
-            )
-            self._model = model
-            self._model_id = instance_model_id(model)
-        elif isinstance(model, (str, os.PathLike)):
-            self._model_id = os.fspath(model)
-            self._model = st.SentenceTransformer(
-                self._model_id,
-                device=device,
-                trust_remote_code=trust_remote_code,
-                model_kwargs=load_kwargs(dtype, model_kwargs),
-                processor_kwargs=dict(processor_kwargs) if processor_kwargs else None,
-            )
-        else:
-            raise InvalidInputError(
-                describe(model), "model must be a hub id, a local directory or a SentenceTransformer"
-            )
+        options = {
+            "device": device,
+            "trust_remote_code": trust_remote_code,
+            "revision": revision,
+            "cache_folder": cache_folder,
+            "local_files_only": local_files_only,
+            "token": token,
+            "backend": backend,
+            "truncate_dim": truncate_dim,
+            "prompts": prompts,
+            "default_prompt_name": default_prompt_name,
+            "model_kwargs": model_kwargs,
+            "processor_kwargs": processor_kwargs,
+            "config_kwargs": config_kwargs,
+            "model_card_data": model_card_data,
+            "similarity_fn_name": similarity_fn_name,
+        }
+        self._model, self._model_id = _load(model, dtype, options)
+        self._source: str | None = None if model is self._model else self._model_id  # loaded here, by name
+        self._asked = (revision, cache_folder)
         if model_id is not None:
             self._model_id = model_id
 
@@ -170,6 +194,21 @@ class SentenceTransformerEmbedder(BaseEmbedder):
     @property
     def model_id(self) -> str:
         return self._model_id
+
+    @property
+    def revision(self) -> str | None:
+        """The version of the model loaded: its hub commit, or ``"sha256:..."`` for a local directory.
+
+        Computed once, cheaply (:func:`omniretrieve.models.model_revision`: the hub cache's
+        snapshot, or a hash of the directory's configuration and weight headers, never of the
+        weights); ``None`` for a model built in memory. A store records it.
+        """
+        if not hasattr(self, "_revision"):
+            revision, cache_folder = self._asked
+            self._revision = model_revision(
+                self._model, name=self._source, revision=revision, cache_folder=cache_folder
+            )
+        return self._revision
 
     @property
     def dimension(self) -> int:
@@ -266,6 +305,22 @@ class SentenceTransformerEmbedder(BaseEmbedder):
                 normalize_embeddings=False,
             )
         return np.asarray(out, dtype=np.float32)
+
+
+def _load(
+    model: str | os.PathLike[str] | SentenceTransformer, dtype: Any, options: dict[str, Any]
+) -> tuple[SentenceTransformer, str]:
+    """The model (loaded with ``options`` when given by name) and its default id."""
+    st = require("sentence_transformers", extra=None, purpose="SentenceTransformerEmbedder")
+    if isinstance(model, st.SentenceTransformer):
+        refuse_loading_options({"dtype": dtype, **options})
+        return model, instance_model_id(model)
+    if isinstance(model, (str, os.PathLike)):
+        name = os.fspath(model)
+        return st.SentenceTransformer(name, **loader_options(dtype, **options)), name
+    raise InvalidInputError(
+        describe(model), "model must be a hub id, a local directory or a SentenceTransformer"
+    )
 
 
 __all__ = ["SentenceTransformerEmbedder"]

@@ -7,7 +7,10 @@ answers about it. Each module holds one idea:
 - :mod:`~omniretrieve.models.loading`: loading a model and naming it: dtype names
   (:func:`torch_dtype`), options that only apply when loading (:func:`refuse_loading_options`),
   options a loader takes (:func:`check_options`), and the id of a loaded instance
-  (:func:`instance_model_id`).
+  (:func:`instance_model_id`); every ``SentenceTransformer`` / ``CrossEncoder`` loading option by
+  name (:data:`SENTENCE_TRANSFORMER_OPTIONS`, :data:`CROSS_ENCODER_OPTIONS`, :func:`loader_options`).
+- :mod:`~omniretrieve.models.revision`: which version of a model was loaded: its hub commit or a
+  content hash of its directory (:func:`model_revision`).
 - :mod:`~omniretrieve.models.preprocessing`: what the model's processor expects of loaded media:
   the audio sampling rate, the number of video frames, the image size (a decoding hint), the audio
   window.
@@ -21,9 +24,13 @@ from __future__ import annotations
 
 from omniretrieve.models.batching import batch_then_isolate
 from omniretrieve.models.loading import (
+    CROSS_ENCODER_OPTIONS,
+    NOT_LOADING_OPTIONS,
+    SENTENCE_TRANSFORMER_OPTIONS,
     check_options,
     instance_model_id,
     load_kwargs,
+    loader_options,
     refuse_loading_options,
     torch_dtype,
 )
@@ -40,8 +47,17 @@ from omniretrieve.models.preprocessing import (
     truncate_text,
     video_num_frames,
 )
+from omniretrieve.models.revision import directory_revision, is_commit, model_directory, model_revision
 
 __all__ = [
+    "CROSS_ENCODER_OPTIONS",
+    "NOT_LOADING_OPTIONS",
+    "SENTENCE_TRANSFORMER_OPTIONS",
+    "directory_revision",
+    "is_commit",
+    "loader_options",
+    "model_directory",
+    "model_revision",
     "CHARS_PER_TOKEN_BOUND",
     "max_text_chars",
     "truncate_text",

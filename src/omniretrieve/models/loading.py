@@ -10,7 +10,12 @@ already loaded instance, which they use as it is. The rules both follow:
 - loading options given together with a loaded instance are refused, never silently ignored
   (:func:`refuse_loading_options`);
 - a loaded instance is named by its model card, else its transformers config's ``name_or_path``
-  (the hub id or directory it was loaded from), else its class (:func:`instance_model_id`).
+  (the hub id or directory it was loaded from), else its class (:func:`instance_model_id`);
+- every loading option of ``SentenceTransformer(...)`` and ``CrossEncoder(...)`` is one of ours, by
+  the same name (:data:`SENTENCE_TRANSFORMER_OPTIONS`, :data:`CROSS_ENCODER_OPTIONS`), except the
+  few in :data:`NOT_LOADING_OPTIONS`; ``tests/test_embedding_options.py`` compares these lists with
+  the installed sentence-transformers' signatures, so an option a new release adds is caught;
+  :func:`loader_options` builds the keyword arguments the loader gets.
 """
 
 from __future__ import annotations
@@ -56,6 +61,82 @@ def load_kwargs(dtype: Any = None, model_kwargs: Mapping[str, Any] | None = None
     if dtype is not None:
         kwargs["dtype"] = torch_dtype(dtype)
     return kwargs or None
+
+
+SENTENCE_TRANSFORMER_OPTIONS: tuple[str, ...] = (
+    "device",
+    "prompts",
+    "default_prompt_name",
+    "cache_folder",
+    "trust_remote_code",
+    "revision",
+    "local_files_only",
+    "token",
+    "model_kwargs",
+    "processor_kwargs",
+    "config_kwargs",
+    "model_card_data",
+    "backend",
+    "similarity_fn_name",
+    "truncate_dim",
+)
+"""The keyword options of ``SentenceTransformer.__init__`` (sentence-transformers 6.2) that
+:class:`~omniretrieve.embedding.SentenceTransformerEmbedder` and
+:func:`~omniretrieve.embedding.load_embedder` take by the same name and pass through."""
+
+CROSS_ENCODER_OPTIONS: tuple[str, ...] = (
+    "device",
+    "prompts",
+    "default_prompt_name",
+    "cache_folder",
+    "trust_remote_code",
+    "revision",
+    "local_files_only",
+    "token",
+    "model_kwargs",
+    "processor_kwargs",
+    "config_kwargs",
+    "model_card_data",
+    "backend",
+    "num_labels",
+    "max_length",
+    "activation_fn",
+    "keep_in_fp32_modules",
+)
+"""The keyword options of ``CrossEncoder.__init__`` (sentence-transformers 6.2) that
+:class:`~omniretrieve.rerank.CrossEncoderReranker` takes by the same name and passes through."""
+
+NOT_LOADING_OPTIONS: dict[str, str] = {
+    "self": "the instance",
+    "model_name_or_path": "our `model` argument (a hub id, a directory, or a loaded model)",
+    "modules": "a model built from modules: build it, then pass the loaded model",
+    "use_auth_token": "the deprecated spelling of `token`",
+}
+"""Parameters of the sentence-transformers constructors that are not passed through, and why."""
+
+
+def loader_options(dtype: Any = None, **options: Any) -> dict[str, Any]:
+    """The keyword arguments for ``SentenceTransformer(...)`` / ``CrossEncoder(...)``.
+
+    Options set to ``None`` are left out (the library's default applies); ``dtype`` (see
+    :func:`torch_dtype`) goes into ``model_kwargs``; mappings are copied.
+
+    Raises:
+        InvalidInputError: ``dtype`` names no torch dtype, or a mapping option is not a mapping.
+    """
+    kwargs: dict[str, Any] = {}
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name.endswith("_kwargs") or name == "prompts":
+            if not isinstance(value, Mapping):
+                raise InvalidInputError(f"{name}={value!r}", "must be a mapping (a dict) or None")
+            value = dict(value)
+        kwargs[name] = value
+    model_kwargs = load_kwargs(dtype, kwargs.pop("model_kwargs", None))
+    if model_kwargs:
+        kwargs["model_kwargs"] = model_kwargs
+    return kwargs
 
 
 def refuse_loading_options(options: Mapping[str, Any]) -> None:
@@ -114,9 +195,13 @@ def instance_model_id(model: Any) -> str:
 
 
 __all__ = [
+    "CROSS_ENCODER_OPTIONS",
+    "NOT_LOADING_OPTIONS",
+    "SENTENCE_TRANSFORMER_OPTIONS",
     "check_options",
     "instance_model_id",
     "load_kwargs",
+    "loader_options",
     "refuse_loading_options",
     "torch_dtype",
 ]

@@ -132,11 +132,9 @@ def max_tokens(model: Any) -> int | None:
     """The most tokens the model reads of a text: ``max_seq_length``, else the tokenizer's limit."""
     processor = processor_of(model)
     tokenizer = getattr(processor, "tokenizer", None) or processor
-    for value in (
-        getattr(model, "max_seq_length", None),
-        getattr(model, "max_length", None),
-        getattr(tokenizer, "model_max_length", None),
-    ):
+    # Read lazily, in order: CrossEncoder's ``max_length`` is a deprecated alias that warns when read.
+    for owner, name in ((model, "max_seq_length"), (model, "max_length"), (tokenizer, "model_max_length")):
+        value = getattr(owner, name, None)
         # transformers uses a huge sentinel (1e30) for "no limit"
         if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1_000_000:
             return value

@@ -28,7 +28,9 @@ scored. A query the model cannot read always raises.
 The package: :mod:`~omniretrieve.rerank.protocol` (:class:`Reranker`, :class:`RerankResult`,
 :data:`UnsupportedPolicy`), :mod:`~omniretrieve.rerank.rules` (the checks, policy and ordering every
 reranker follows, the fake one included), :mod:`~omniretrieve.rerank.cross_encoder`
-(:class:`CrossEncoderReranker`; what it shares with the embedder lives in :mod:`omniretrieve.models`).
+(:class:`CrossEncoderReranker`; what it shares with the embedder lives in :mod:`omniretrieve.models`),
+:mod:`~omniretrieve.rerank.fusion` (the first stage's scores interpolated with the reranker's:
+``CrossEncoderReranker(first_stage_weight=w).rerank(..., first_stage_scores=...)``).
 
 Safety: every candidate goes through :class:`~omniretrieve.media.MediaLoader` (and so its
 :class:`~omniretrieve.media.MediaPolicy`) before it reaches the model; the model is handed PIL images
@@ -55,6 +57,7 @@ Example::
 from __future__ import annotations
 
 from omniretrieve.rerank.cross_encoder import CrossEncoderReranker
+from omniretrieve.rerank.loading import load_reranker
 from omniretrieve.rerank.protocol import Reranker, RerankResult, UnsupportedPolicy
 
 __all__ = [
@@ -62,4 +65,5 @@ __all__ = [
     "RerankResult",
     "Reranker",
     "UnsupportedPolicy",
+    "load_reranker",
 ]

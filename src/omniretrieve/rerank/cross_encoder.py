@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +15,13 @@ from omniretrieve.models import (
     batch_then_isolate,
     crop_audio_to_window,
     instance_model_id,
-    load_kwargs,
+    loader_options,
+    model_revision,
     refuse_loading_options,
     truncate_text,
     video_num_frames,
 )
+from omniretrieve.rerank.fusion import check_weight, fuse_scores
 from omniretrieve.rerank.protocol import RerankResult, UnsupportedPolicy
 from omniretrieve.rerank.rules import (
     check_policy,
@@ -61,6 +63,7 @@ class CrossEncoderReranker:
 
         reranker = CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L6-v2")   # text only
         reranker = CrossEncoderReranker("path/to/multimodal-reranker", device="cuda", dtype="float16")
+        reranker = CrossEncoderReranker("demo")  # the demo reranker shipped in the package (offline)
         reranker.modalities          # e.g. frozenset({'text', 'image'})
 
     Rerank (the query may be text, an image or a combined item, whatever the model reads)::
@@ -82,9 +85,18 @@ class CrossEncoderReranker:
     (``"message"`` modality) pairs any of its modalities, and combined items of them; a model
     without one (a classic BERT-style cross-encoder) reads text pairs only.
 
+    Score fusion (``first_stage_weight=w > 0``): when ``rerank`` is given the first stage's scores
+    of the candidates (``first_stage_scores=``), each result's score is
+    ``w * minmax(first stage) + (1 - w) * minmax(reranker)`` over the list
+    (:func:`~omniretrieve.rerank.fusion.fuse_scores`): the first stage keeps the order where its
+    scores are far apart, the reranker decides among its near ties. Without first-stage scores the
+    reranker's own scores are returned.
+
     Args:
         model: a hub id or local directory (loaded with ``CrossEncoder``; a local directory is
-            loaded with ``local_files_only``, so nothing is downloaded), or a loaded ``CrossEncoder``.
+            loaded with ``local_files_only``, so nothing is downloaded), ``"demo"`` (the demo
+            reranker shipped in the package, as :func:`~omniretrieve.rerank.load_reranker`), or a
+            loaded ``CrossEncoder``.
         device: torch device for loading (``"cpu"``, ``"cuda"``...); None lets the library choose.
             ``device``, ``dtype`` and ``trust_remote_code`` apply only when ``model`` is loaded here:
             given with a loaded ``CrossEncoder`` they are refused.
@@ -101,6 +113,29 @@ class CrossEncoderReranker:
         max_length: longest token sequence per pair (longer ones are truncated, the chat template's
             suffix kept); None keeps the model's own limit.
         show_progress: show the library's progress bars while scoring.
+        revision: the hub revision to load (a branch, tag or commit hash); :attr:`revision` tells
+            the version actually loaded.
+        cache_folder: where hub models are cached (default: the Hugging Face cache).
+        local_files_only: never download; default: True for a local directory, else False.
+        token: a Hugging Face token for private or gated models (``True``: the saved one).
+        backend: ``"torch"`` (the library's default), ``"onnx"`` or ``"openvino"``.
+        prompts: prompt names to prompt texts.
+        default_prompt_name: the prompt used when none is named.
+        model_kwargs: extra keyword arguments for loading the transformers model (``dtype`` is
+            added to them).
+        processor_kwargs: extra keyword arguments for loading the processor/tokenizer.
+        config_kwargs: extra keyword arguments for loading the transformers config.
+        model_card_data: the model card's data (``CrossEncoderModelCardData``).
+        num_labels: outputs per pair to load the head with (reranking needs 1).
+        activation_fn: the function applied to the model's scores.
+        keep_in_fp32_modules: modules kept in float32 whatever ``dtype`` is.
+        first_stage_weight: weight of the first stage's (min-max normalised) scores in the
+            result scores, in [0, 1]; 0 (default) ranks by the reranker alone. See "Score fusion".
+
+        Every ``CrossEncoder(...)`` loading option is one of these (the list is
+        :data:`omniretrieve.models.CROSS_ENCODER_OPTIONS`) and applies only when ``model`` is
+        loaded here; with a loaded ``CrossEncoder`` they are refused (``max_length`` excepted,
+        which is set on it).
 
     Raises:
         InvalidInputError: a bad parameter, loading options with a loaded model, a model that could
@@ -119,6 +154,21 @@ class CrossEncoderReranker:
         unsupported: UnsupportedPolicy = "keep_last",
         max_length: int | None = None,
         show_progress: bool = False,
+        revision: str | None = None,
+        cache_folder: str | None = None,
+        local_files_only: bool | None = None,
+        token: bool | str | None = None,
+        backend: str | None = None,
+        prompts: Mapping[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+        processor_kwargs: Mapping[str, Any] | None = None,
+        config_kwargs: Mapping[str, Any] | None = None,
+        model_card_data: Any = None,
+        num_labels: int | None = None,
+        activation_fn: Callable[..., Any] | None = None,
+        keep_in_fp32_modules: Sequence[str] | None = None,
+        first_stage_weight: float = 0.0,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size={batch_size!r}", "batch_size must be a positive int")
@@ -127,23 +177,51 @@ class CrossEncoderReranker:
         ):
             raise InvalidInputError(f"max_length={max_length!r}", "max_length must be None or a positive int")
         check_policy(unsupported)
+        self.first_stage_weight = check_weight(first_stage_weight)
 
-        if isinstance(model, (str, os.PathLike)):
-            self.model: Any = _load_cross_encoder(
-                model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, max_length=max_length
-            )
+        options = {
+            "device": device,
+            "trust_remote_code": trust_remote_code,
+            "revision": revision,
+            "cache_folder": cache_folder,
+            "local_files_only": local_files_only,
+            "token": token,
+            "backend": backend,
+            "prompts": prompts,
+            "default_prompt_name": default_prompt_name,
+            "model_kwargs": model_kwargs,
+            "processor_kwargs": processor_kwargs,
+            "config_kwargs": config_kwargs,
+            "model_card_data": model_card_data,
+            "num_labels": num_labels,
+            "activation_fn": activation_fn,
+            "keep_in_fp32_modules": None if keep_in_fp32_modules is None else list(keep_in_fp32_modules),
+        }
+        self._asked = (revision, cache_folder)
+        if isinstance(model, str) and model in _demo_names():
+            from omniretrieve.demo.loading import DEMO_RERANKER_ID
+            from omniretrieve.rerank.loading import demo_reranker_dir
+
+            folder = demo_reranker_dir()
+            self.model: Any = _load_cross_encoder(folder, dtype, max_length, options)
+            self.model_id = DEMO_RERANKER_ID
+            self._source: str | None = folder
+        elif isinstance(model, (str, os.PathLike)):
+            self.model = _load_cross_encoder(model, dtype, max_length, options)
             self.model_id = os.fspath(model)
+            self._source = self.model_id
         else:
             if not (callable(getattr(model, "predict", None)) and hasattr(model, "modalities")):
                 raise InvalidInputError(
                     describe(model),
                     "model must be a hub id, a local directory or a sentence-transformers CrossEncoder",
                 )
-            refuse_loading_options({"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code})
+            refuse_loading_options({"dtype": dtype, **options})
             self.model = model
             if max_length is not None:
                 self.model.max_seq_length = max_length
             self.model_id = instance_model_id(model)
+            self._source = None
 
         num_labels = getattr(self.model, "num_labels", 1)
         if num_labels != 1:
@@ -169,6 +247,19 @@ class CrossEncoderReranker:
         self.unsupported: UnsupportedPolicy = unsupported
         self.show_progress = show_progress
 
+    @property
+    def revision(self) -> str | None:
+        """The version of the model loaded: its hub commit, or ``"sha256:..."`` for a local directory.
+
+        See :func:`omniretrieve.models.model_revision`; ``None`` for a model built in memory.
+        """
+        if not hasattr(self, "_revision"):
+            revision, cache_folder = self._asked
+            self._revision = model_revision(
+                self.model, name=self._source, revision=revision, cache_folder=cache_folder
+            )
+        return self._revision
+
     def __repr__(self) -> str:
         return f"CrossEncoderReranker(model_id={self.model_id!r}, modalities={sorted(self.modalities)})"
 
@@ -177,7 +268,12 @@ class CrossEncoderReranker:
         return supports_modality(modality, self.modalities, combined=self._chat)
 
     def rerank(
-        self, query: ItemInput, candidates: Sequence[ItemInput], *, top_n: int | None = None
+        self,
+        query: ItemInput,
+        candidates: Sequence[ItemInput],
+        *,
+        top_n: int | None = None,
+        first_stage_scores: Sequence[float] | None = None,
     ) -> list[RerankResult]:
         """Score every candidate against ``query`` and return results sorted by score, best first.
 
@@ -185,6 +281,9 @@ class CrossEncoderReranker:
             query: text, an image or a combined item (whatever the model reads).
             candidates: any mix of items (see :data:`~omniretrieve.types.ItemInput`).
             top_n: keep only the first ``top_n`` results (after ordering); None keeps all.
+            first_stage_scores: the first stage's score of each candidate (e.g. ``hit.score`` of
+                ``Store.search`` hits); with ``first_stage_weight > 0`` the results carry the
+                fused score (see the class docstring), otherwise they are ignored.
 
         Returns:
             One :class:`RerankResult` per candidate (fewer under ``unsupported="drop"`` or
@@ -197,6 +296,11 @@ class CrossEncoderReranker:
             InvalidInputError: the query, ``candidates`` or ``top_n`` is of no accepted shape.
         """
         check_top_n(top_n)
+        if first_stage_scores is not None and len(first_stage_scores) != len(candidates):
+            raise InvalidInputError(
+                "first_stage_scores",
+                f"{len(first_stage_scores)} scores for {len(candidates)} candidates; give one per candidate",
+            )
         q_item = check_query(query, self.supports, self.modalities)
         to_score, results = split_supported(candidates, self.supports, self.modalities, self.unsupported)
         if not to_score:
@@ -209,9 +313,23 @@ class CrossEncoderReranker:
         for group in groups.values():
             for start in range(0, len(group), self.batch_size):
                 results.extend(self._score_chunk(q_input, group[start : start + self.batch_size]))
+        if first_stage_scores is not None and self.first_stage_weight > 0:
+            results = self._fused(results, first_stage_scores)
         return order_results(results, top_n)
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _fused(self, results: list[RerankResult], first_stage_scores: Sequence[float]) -> list[RerankResult]:
+        """The scored results with fused scores (unscored ones unchanged)."""
+        scored = [r for r in results if r.ok]
+        fused = fuse_scores(
+            [float(first_stage_scores[r.index]) for r in scored],
+            [r.score for r in scored],
+            self.first_stage_weight,
+        )
+        return [RerankResult(r.index, f) for r, f in zip(scored, fused, strict=True)] + [
+            r for r in results if not r.ok
+        ]
 
     def _score_chunk(self, q_input: Any, chunk: list[tuple[int, NormalizedItem]]) -> list[RerankResult]:
         results: list[RerankResult] = []
@@ -288,29 +406,24 @@ class CrossEncoderReranker:
         return self.media.load_video(item, num_frames=video_num_frames(self.model))
 
 
+def _demo_names() -> frozenset[str]:
+    from omniretrieve.rerank.loading import DEMO_RERANKER_SPECS
+
+    return DEMO_RERANKER_SPECS
+
+
 def _load_cross_encoder(
-    model: str | os.PathLike[str],
-    *,
-    device: str | None,
-    dtype: Any,
-    trust_remote_code: bool,
-    max_length: int | None,
+    model: str | os.PathLike[str], dtype: Any, max_length: int | None, options: dict[str, Any]
 ) -> Any:
     st = require("sentence_transformers", extra=None, purpose="reranking", package="sentence-transformers")
     name = os.fspath(model)
     local = Path(name).is_dir()
     if isinstance(model, os.PathLike) and not local:
         raise InvalidInputError(describe(model), "no model directory at this path")
-    model_kwargs = load_kwargs(dtype)
+    if options.get("local_files_only") is None:
+        options = {**options, "local_files_only": local}
     try:
-        return st.CrossEncoder(
-            name,
-            device=device,
-            trust_remote_code=trust_remote_code,
-            local_files_only=local,
-            max_length=max_length,
-            **({"model_kwargs": model_kwargs} if model_kwargs else {}),
-        )
+        return st.CrossEncoder(name, max_length=max_length, **loader_options(dtype, **options))
     except OSError as exc:
         raise InvalidInputError(
             describe(name),

@@ -54,7 +54,9 @@ How it is built: :class:`Store` is a thin facade over one module per job:
 * ``_ingest``: writes (plan, embed, write in batches, one :class:`WriteResult` per item);
 * ``_statistics``: the per-kind sums calibration needs, following every write;
 * ``_search``: the exact top k over every kind (:func:`omniretrieve.topk.top_k`), reranked;
-* ``_samples``: per-state samples of each kind, widths and bounds;
+* ``_samples``: per-state samples of each kind, the ``"auto"`` choice and search bounds;
+* ``_identity``: what defines the embedding space (model id, revision, a fingerprint of probe
+  embeddings), checked at every open (:data:`FINGERPRINT_MIN_COSINE`, :class:`ModelChange`);
 * ``_media``: reading media, and content-addressed copies (``copy_media=True``);
 * ``_inspect``: :meth:`Store.inspect` and :class:`StoreInfo`.
 
@@ -83,6 +85,7 @@ from __future__ import annotations
 
 from omniretrieve.store._backend import DEFAULT_PATH, DEFAULT_TIMEOUT
 from omniretrieve.store._filters import chroma_where
+from omniretrieve.store._identity import FINGERPRINT_MIN_COSINE, ModelChange
 from omniretrieve.store._ingest import DEFAULT_BATCH_SIZE, WriteResult, WriteStatus
 from omniretrieve.store._inspect import StoreInfo
 from omniretrieve.store._lock import LOCK_FILE
@@ -101,9 +104,11 @@ __all__ = [
     "DEFAULT_PATH",
     "DEFAULT_RERANK_TOP_N",
     "DEFAULT_TIMEOUT",
+    "FINGERPRINT_MIN_COSINE",
     "FLOAT_TOLERANCE",
     "LOCK_FILE",
     "MEDIA_DIR",
+    "ModelChange",
     "SCHEMA_VERSION",
     "Store",
     "StoreInfo",

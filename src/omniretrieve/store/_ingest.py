@@ -1,27 +1,33 @@
 """Writing to the store: plan each item, embed what must be, write in Chroma-sized batches, report per item.
 
-One write (``add``, ``upsert``, ``add_vectors``) goes through these steps, batch by batch:
+One write (``add``, ``upsert``, ``add_vectors``) goes through these steps, batch by batch (for
+``add``/``upsert`` the batches overlap in a :class:`~._pipeline.Pipeline`: decoding in worker
+processes, encoding, and writing in a writer thread run at the same time):
 
 1. each item is read once (media files and URLs into bytes: what is hashed is what is embedded),
    hashed, and made a :class:`~omniretrieve.documents.Document`; a bad item fails alone;
 2. the batch is split into rounds in which each id appears once (later duplicates apply later);
-3. per round, the ids are looked up: an existing id is left alone by ``add`` (``"exists"``), and by
-   ``upsert`` when nothing changed (``"unchanged"``);
-4. the rest is embedded (one call per round), copied (``copy_media``) and written per kind, in
-   chunks Chroma takes; a chunk Chroma refuses as invalid is retried item by item, so a bad item
-   fails alone. A failure of the store itself (a full, read-only or failing disk, a dead server)
-   is not retried: the rest of the call fails at once with that :class:`StoreError`, and what was
-   written before it is kept;
+3. per round, the ids are looked up (:meth:`Ingest.plan`): ``add`` asks only which exist (one
+   ``get(include=[])`` per collection, cheap) and leaves those alone (``"exists"``); ``upsert``
+   reads the stored records and leaves unchanged ones alone (``"unchanged"``);
+4. the rest is embedded, copied (``copy_media``) and written per kind, in chunks Chroma takes; a
+   chunk Chroma refuses as invalid is retried item by item, so a bad item fails alone. A failure of
+   the store itself (a full, read-only or failing disk, a dead server) is not retried: the rest of
+   the call fails at once with that :class:`StoreError`, and what was written before it is kept;
 5. the statistics follow the change (:mod:`._statistics`). With a server, an ``add`` tags its
    records with a token and reads them back: an id another writer added first is ``"exists"``
    for this one and counts once.
+
+New collections keep Chroma's default HNSW settings: no other ``batch_size``,
+``sync_threshold`` or ``num_threads`` measured faster here (``benchmarks/results/ingest.json``,
+``hnsw``).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -33,6 +39,7 @@ from omniretrieve.errors import InvalidInputError, OmniretrieveError, StoreError
 from omniretrieve.store._backend import ChromaRefusal
 from omniretrieve.store._filters import chroma_where
 from omniretrieve.store._media import MediaCopies, MediaReader
+from omniretrieve.store._pipeline import Pipeline, existing_ids, rounds
 from omniretrieve.store._records import Records, Stored, check_ids, full_replace, lookup
 from omniretrieve.store._schema import K_WRITE, Collections
 from omniretrieve.store._statistics import Statistics
@@ -92,7 +99,7 @@ class WriteResult:
 
 
 @dataclass
-class _Entry:
+class Entry:
     """One item on its way into the store."""
 
     index: int
@@ -147,21 +154,29 @@ class Ingest:
         mode: Mode,
         batch_size: int,
         show_progress: bool | None,
+        workers: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> list[WriteResult]:
-        """Embed and write items (``Store.add`` / ``Store.upsert``); one result per item, in order."""
+        """Embed and write items (``Store.add`` / ``Store.upsert``); one result per item, in order.
+
+        Batches flow through a :class:`~._pipeline.Pipeline`: this thread reads, hashes and looks
+        up batch ``k + 1`` while worker processes decode it, encodes batch ``k``, and a writer
+        thread writes batch ``k - 1``.
+        """
         n = _check_items(items, ids, metadatas, sources, batch_size)
         results: list[WriteResult | None] = [None] * n
         self.down = None
-        for lo in range(0, n, batch_size):
-            entries: list[_Entry] = []
-            for i in range(lo, min(lo + batch_size, n)):
-                try:
-                    entries.append(self._entry(i, items[i], ids, metadatas, sources))
-                except OmniretrieveError as exc:
-                    results[i] = WriteResult(i, ids[i] if ids is not None else None, "failed", exc)
-            for rnd in _rounds(entries):
-                for r in self._write(rnd, mode, embed=True, show_progress=show_progress):
-                    results[r.index] = r
+        with Pipeline(
+            self, mode, results, workers=workers, progress=progress, show=bool(show_progress)
+        ) as pipe:
+            for lo in range(0, n, batch_size):
+                entries: list[Entry] = []
+                for i in range(lo, min(lo + batch_size, n)):
+                    try:
+                        entries.append(self._entry(i, items[i], ids, metadatas, sources))
+                    except OmniretrieveError as exc:
+                        pipe.record([WriteResult(i, ids[i] if ids is not None else None, "failed", exc)])
+                pipe.feed(entries)
         return [r for r in results if r is not None]
 
     def vectors(
@@ -171,7 +186,7 @@ class Ingest:
         if len(vectors) != len(documents):
             raise InvalidInputError("vectors", f"{len(vectors)} vectors for {len(documents)} documents")
         results: list[WriteResult | None] = [None] * len(documents)
-        entries: list[_Entry] = []
+        entries: list[Entry] = []
         self.down = None
         for i, (vec, doc) in enumerate(zip(vectors, documents, strict=True)):
             if not isinstance(doc, Document):
@@ -179,12 +194,12 @@ class Ingest:
                 results[i] = WriteResult(i, None, "failed", error)
                 continue
             try:
-                entries.append(_Entry(i, doc, vector=check_vector(vec, self.dimension, f"vectors[{i}]")))
+                entries.append(Entry(i, doc, vector=check_vector(vec, self.dimension, f"vectors[{i}]")))
             except OmniretrieveError as exc:
                 results[i] = WriteResult(i, doc.id, "failed", exc)
-        for rnd in _rounds(entries):
+        for rnd in rounds(entries):
             for sl in self.collections.slices(len(rnd)):
-                for r in self._write(rnd[sl], mode, embed=False):
+                for r in self._write(rnd[sl], mode):
                     results[r.index] = r
         return [r for r in results if r is not None]
 
@@ -229,7 +244,7 @@ class Ingest:
         ids: Sequence[str | None] | None,
         metadatas: Sequence[Mapping[str, Any] | None] | None,
         sources: Sequence[str | None] | None,
-    ) -> _Entry:
+    ) -> Entry:
         item = as_item(given)
         material = _materialize(item, self.read)
         doc = Document.from_item(
@@ -239,51 +254,76 @@ class Ingest:
             source=sources[i] if sources is not None else None,
             sha256=content_sha256(material, reader=self.read),
         )
-        return _Entry(i, doc, item=material, original=item)
+        return Entry(i, doc, item=material, original=item)
 
-    def _write(
-        self, entries: list[_Entry], mode: Mode, *, embed: bool, show_progress: bool | None = None
-    ) -> list[WriteResult]:
-        """Write one round (unique ids): look up, embed what must be, copy media, write, count."""
-        results: list[WriteResult] = []
+    def _write(self, entries: list[Entry], mode: Mode) -> list[WriteResult]:
+        """Write one round of documents with vectors (unique ids): look up, copy media, write, count."""
+        todo, existing, results = self.plan(entries, mode)
+        return results + self.store(todo, existing)
+
+    def plan(
+        self, entries: list[Entry], mode: Mode
+    ) -> tuple[list[Entry], dict[str, Stored], list[WriteResult]]:
+        """Look up one round (unique ids): what to write, what it replaces, the results of the rest.
+
+        The rest is ``exists``, ``unchanged``, or failed when the store is down. ``add`` only asks Chroma which ids exist (no vectors or metadata are read); ``upsert``
+        reads the stored records, to leave unchanged ones alone and to replace the others.
+        """
         if self.down is not None:
-            return [e.failed(self.down) for e in entries]
+            return [], {}, [e.failed(self.down) for e in entries]
         try:
-            existing = lookup(self.collections, [e.doc.id for e in entries])
+            if mode == "add":
+                found = existing_ids(self.collections, [e.doc.id for e in entries])
+                existing: dict[str, Stored] = {}
+            else:
+                existing = lookup(self.collections, [e.doc.id for e in entries])
+                found = set(existing)
         except Exception as exc:
             err = self._store_failure(exc, "could not read from the store")
-            return [e.failed(err) for e in entries]
-        todo: list[_Entry] = []
+            return [], {}, [e.failed(err) for e in entries]
+        todo: list[Entry] = []
+        results: list[WriteResult] = []
         for e in entries:
-            old = existing.get(e.doc.id)
-            if old is not None and mode == "add":
+            if e.doc.id in found and mode == "add":
                 results.append(WriteResult(e.index, e.doc.id, "exists"))
-            elif old is not None and self._same(e, old):
+            elif e.doc.id in found and self._same(e, existing[e.doc.id]):
                 results.append(WriteResult(e.index, e.doc.id, "unchanged"))
             else:
                 todo.append(e)
-        if embed and todo:
-            todo = self._embed(todo, results, show_progress)
+        return todo, existing, results
+
+    def store(self, todo: list[Entry], existing: Mapping[str, Stored]) -> list[WriteResult]:
+        """Copy the media of embedded entries (``copy_media``), write them and count them."""
+        results: list[WriteResult] = []
         if self.copies is not None:
             todo = self._copy(todo, results)
         results.extend(self._apply(todo, existing))
         return results
 
-    def _same(self, e: _Entry, old: Stored) -> bool:
-        if not self.records.same(e.doc, old, ignore_media=self.copies is not None):
-            return False
-        return e.vector is None or bool(np.array_equal(e.vector, old.vector))
-
-    def _embed(
-        self, todo: list[_Entry], results: list[WriteResult], show_progress: bool | None
-    ) -> list[_Entry]:
-        items = [e.item for e in todo]
+    def start_embedding(self, todo: list[Entry], workers: int | None) -> Any:
+        """Start loading the entries' media (an embedder with ``load_ahead``); see :meth:`embedded`."""
+        load_ahead = getattr(self.embedder, "load_ahead", None)
+        if load_ahead is None:
+            return None
         try:
-            embedded = self.embedder.embed_each(items, role="document", show_progress=show_progress)  # type: ignore[arg-type]
+            return load_ahead([e.item for e in todo], role="document", workers=workers)
+        except OmniretrieveError as exc:
+            return exc
+
+    def embedded(self, todo: list[Entry], started: Any, results: list[WriteResult]) -> list[Entry]:
+        """The entries whose vectors came back good (failures appended to ``results``)."""
+        try:
+            if isinstance(started, OmniretrieveError):
+                raise started
+            if started is None:
+                items: list[Any] = [e.item for e in todo]
+                embedded = self.embedder.embed_each(items, role="document", show_progress=False)
+            else:
+                embedded = self.embedder.encode_loaded(started, show_progress=False)  # type: ignore[attr-defined]
         except OmniretrieveError as exc:
             results.extend(e.failed(exc) for e in todo)
             return []
-        ok: list[_Entry] = []
+        ok: list[Entry] = []
         for e, res in zip(todo, embedded, strict=True):
             if not res.ok or res.vector is None:
                 results.append(e.failed(res.error or StoreError("the embedder returned no vector")))
@@ -296,9 +336,14 @@ class Ingest:
             ok.append(e)
         return ok
 
-    def _copy(self, todo: list[_Entry], results: list[WriteResult]) -> list[_Entry]:
+    def _same(self, e: Entry, old: Stored) -> bool:
+        if not self.records.same(e.doc, old, ignore_media=self.copies is not None):
+            return False
+        return e.vector is None or bool(np.array_equal(e.vector, old.vector))
+
+    def _copy(self, todo: list[Entry], results: list[WriteResult]) -> list[Entry]:
         assert self.copies is not None
-        ok: list[_Entry] = []
+        ok: list[Entry] = []
         for e in todo:
             try:
                 refs = self.copies.copy_parts(e.item, e.original) if e.item is not None else {}
@@ -310,12 +355,12 @@ class Ingest:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _apply(self, todo: list[_Entry], existing: Mapping[str, Stored]) -> list[WriteResult]:
+    def _apply(self, todo: list[Entry], existing: Mapping[str, Stored]) -> list[WriteResult]:
         """Write new and replaced records per collection, in Chroma-sized chunks; update statistics."""
         results: list[WriteResult] = []
-        adds: dict[str, list[_Entry]] = {}
-        updates: dict[str, list[_Entry]] = {}
-        moves: list[_Entry] = []
+        adds: dict[str, list[Entry]] = {}
+        updates: dict[str, list[Entry]] = {}
+        moves: list[Entry] = []
         for e in todo:
             old = existing.get(e.doc.id)
             if old is None:
@@ -334,7 +379,7 @@ class Ingest:
         return results
 
     def _apply_group(
-        self, kind: str, group: list[_Entry], existing: Mapping[str, Stored], op: str, delta: ModalityStats
+        self, kind: str, group: list[Entry], existing: Mapping[str, Stored], op: str, delta: ModalityStats
     ) -> list[WriteResult]:
         results: list[WriteResult] = []
         try:
@@ -383,7 +428,7 @@ class Ingest:
         return err
 
     def _chroma_write(
-        self, col: Any, chunk: list[_Entry], existing: Mapping[str, Stored], op: str
+        self, col: Any, chunk: list[Entry], existing: Mapping[str, Stored], op: str
     ) -> set[str]:
         """Write one chunk; return the ids this writer wrote (an ``add`` another writer beat is left out)."""
         ids = [e.doc.id for e in chunk]
@@ -412,7 +457,7 @@ class Ingest:
             if (m or {}).get(K_WRITE) == token
         }
 
-    def _move(self, e: _Entry, old: Stored, delta: ModalityStats) -> WriteResult:
+    def _move(self, e: Entry, old: Stored, delta: ModalityStats) -> WriteResult:
         """Replace a document whose kind changed: add to the new collection, then delete the old."""
         if self.down is not None:
             return e.failed(self.down)
@@ -458,22 +503,6 @@ def _check_items(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size={batch_size!r}", "must be a positive int")
     return n
-
-
-def _rounds(entries: list[_Entry]) -> list[list[_Entry]]:
-    """Split entries so that each id appears at most once per round (later duplicates go later)."""
-    rounds: list[list[_Entry]] = []
-    seen: list[set[str]] = []
-    for e in entries:
-        for r, ids in zip(rounds, seen, strict=True):
-            if e.doc.id not in ids:
-                r.append(e)
-                ids.add(e.doc.id)
-                break
-        else:
-            rounds.append([e])
-            seen.append({e.doc.id})
-    return rounds
 
 
 def _materialize(item: NormalizedItem, read: MediaReader) -> NormalizedItem:

@@ -23,6 +23,7 @@ from omniretrieve.calibration import PRIOR_COUNT, ModalityStats
 from omniretrieve.documents import KINDS
 from omniretrieve.errors import OmniretrieveError, StoreError, StoreNotFoundError
 from omniretrieve.store._backend import DEFAULT_TIMEOUT, Backend, reading_backend
+from omniretrieve.store._identity import Identity, ModelChange, recorded_identity
 from omniretrieve.store._schema import (
     DEFAULT_NAME,
     K_COUNT,
@@ -71,6 +72,15 @@ class StoreInfo:
             ``b`` (kinds in :data:`~omniretrieve.documents.KINDS` order): the modality gap that
             ``calibration="gap"`` removes. Without an entry for a kind whose statistics were last
             written by an omniretrieve older than this one.
+        revision: The model's revision when the store was created or last changed model: its hub
+            commit, or ``"sha256:..."`` (a hash of a local directory's configuration and weight
+            headers, :func:`omniretrieve.models.model_revision`); ``None`` when unknown.
+        fingerprint: A short hash (``"fp:<12 hex>"``) of the model's recorded embeddings of the
+            probe set, which every open compares (:mod:`omniretrieve.store._identity`); ``None``
+            for a store made before fingerprints were kept and not opened for writing since.
+        fingerprint_probes: The probes the fingerprint holds (``"text:0"``, ..., ``"image:0"``).
+        model_history: How the store's model came to be: created, fingerprint recorded, model
+            changed (``allow_model_change=True``), revision changed; oldest first.
     """
 
     name: str
@@ -83,6 +93,10 @@ class StoreInfo:
     statistics_counts: dict[str, int] = field(default_factory=dict)
     mean_norms: dict[str, float] = field(default_factory=dict)
     mean_distances: dict[str, float] = field(default_factory=dict)
+    revision: str | None = None
+    fingerprint: str | None = None
+    fingerprint_probes: tuple[str, ...] = ()
+    model_history: tuple[ModelChange, ...] = ()
 
     @property
     def total(self) -> int:
@@ -159,6 +173,7 @@ def inspect_client(backend: Backend, name: str, location: str) -> StoreInfo:
     try:
         metas = backend.list_collections()
         space = _recorded_space(metas, name, location)
+        identity = recorded_identity(metas, name)
         counts: dict[str, int] = {}
         for kind in KINDS:
             col = backend.get_collection(f"{name}.{kind}") if f"{name}.{kind}" in metas else None
@@ -178,7 +193,7 @@ def inspect_client(backend: Backend, name: str, location: str) -> StoreInfo:
         raise
     except Exception as exc:
         raise StoreError(f"could not read store {name!r} at {location}: {exc}") from exc
-    return _store_info(name, location, space, counts, records)
+    return _store_info(name, location, space, counts, records, identity)
 
 
 def inspect_sqlite(folder: Path, name: str, timeout: float | None) -> StoreInfo:
@@ -193,20 +208,20 @@ def inspect_sqlite(folder: Path, name: str, timeout: float | None) -> StoreInfo:
             f"{location}: holds no omniretrieve store (no {_CHROMA_FILE}); {_CREATE_HINT}"
         )
     try:
-        space, counts, fields = _read_database(database, name, location, timeout)
+        space, counts, fields, identity = _read_database(database, name, location, timeout)
     except _HotJournal:
         # A writer was killed mid-transaction: its journal must be rolled back before the database
         # can be read, which needs write access. Roll it back on a copy; the store is left as it
         # is, and the next Store(...) on it recovers it for good.
         with tempfile.TemporaryDirectory(prefix="omniretrieve-inspect-") as tmp:
             copy = _copy_database(database, Path(tmp))
-            space, counts, fields = _read_database(copy, name, location, timeout, read_only=False)
+            space, counts, fields, identity = _read_database(copy, name, location, timeout, read_only=False)
     records: list[_StatsRecord] = [
         (str(f[K_KIND]), int(f[K_COUNT]), decode_sum(f.get(K_SUM), space[1]))
         for f in fields.values()
         if K_KIND in f and K_COUNT in f
     ]
-    return _store_info(name, location, space, counts, records)
+    return _store_info(name, location, space, counts, records, identity)
 
 
 class _HotJournal(Exception):
@@ -233,8 +248,8 @@ def _copy_database(database: Path, folder: Path) -> Path:
 
 def _read_database(
     database: Path, name: str, location: str, timeout: float | None, *, read_only: bool = True
-) -> tuple[tuple[str, int, str, int], dict[str, int], dict[str, dict[str, Any]]]:
-    """The recorded space, the count per kind and the statistics records, in one snapshot.
+) -> tuple[tuple[str, int, str, int], dict[str, int], dict[str, dict[str, Any]], Identity]:
+    """The recorded space, the count per kind, the statistics records and the model's identity, in one snapshot.
 
     Raises:
         _HotJournal: read-only, and a hot journal must be rolled back first.
@@ -256,6 +271,7 @@ def _read_database(
         conn.execute("BEGIN")  # one snapshot for every read below
         metas, segments = _sqlite_collections(conn)
         space = _recorded_space(metas, name, location)
+        identity = recorded_identity(metas, name)
         counts: dict[str, int] = {}
         for kind in KINDS:
             segment = segments.get(f"{name}.{kind}")
@@ -274,7 +290,7 @@ def _read_database(
         ) from exc
     finally:
         conn.close()
-    return space, counts, fields
+    return space, counts, fields, identity
 
 
 def _needs_recovery(exc: sqlite3.Error, database: Path) -> bool:
@@ -352,6 +368,7 @@ def _store_info(
     space: tuple[str, int, str, int],
     counts: Mapping[str, int],
     records: Sequence[_StatsRecord],
+    identity: Identity,
 ) -> StoreInfo:
     model, dimension, similarity, schema = space
     stats = ModalityStats(dimension)
@@ -383,6 +400,10 @@ def _store_info(
             for i, a in enumerate(present)
             for b in present[i + 1 :]
         },
+        revision=identity.revision,
+        fingerprint=identity.summary,
+        fingerprint_probes=identity.probes,
+        model_history=identity.history,
     )
 
 

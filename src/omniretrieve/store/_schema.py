@@ -4,7 +4,10 @@ A store named ``NAME`` keeps one collection per document kind (``NAME.text``, ``
 ``NAME.audio``, ``NAME.video``, ``NAME.combined``, created on first use) plus ``NAME.stats`` (the
 calibration statistics, :mod:`._statistics`). Every collection's metadata records the schema
 version, its kind and the embedding space: model id, dimension and similarity. Opening a store with
-another embedder raises :class:`~omniretrieve.errors.EmbeddingSpaceMismatchError`.
+another embedder raises :class:`~omniretrieve.errors.EmbeddingSpaceMismatchError` (another model id
+can be allowed, ``allow_model_change=True``; another dimension or similarity never). The statistics
+collection's metadata also records the model's revision, probe fingerprint and history
+(:mod:`._identity`).
 """
 
 from __future__ import annotations
@@ -124,20 +127,27 @@ class Collections:
         backend: Where they live.
         name: The store's name.
         space: The embedder's space (:func:`space_of`).
+        allow_model_change: Accept collections that record another model id (same dimension and
+            similarity); :mod:`._identity` records the change.
+
+    Attributes:
+        created: No collection of the store existed before (a new store).
 
     Raises:
         StoreError: the collections could not be listed or created, or were not made by omniretrieve.
         EmbeddingSpaceMismatchError: they hold another model's embeddings.
     """
 
-    def __init__(self, backend: Backend, name: str, space: Mapping[str, Any]) -> None:
+    def __init__(
+        self, backend: Backend, name: str, space: Mapping[str, Any], *, allow_model_change: bool = False
+    ) -> None:
         self.backend = backend
         self.name = name
         self.space = dict(space)
         self.dimension = int(space[K_DIM])
         self.max_batch = backend.max_batch
         self._cache: dict[str, Any] = {}
-        self._check_space()
+        self.created = self._check_space(allow_model_change)
         self.stats = self._create(STATS, space="l2")
 
     def describe(self) -> str:
@@ -169,7 +179,8 @@ class Collections:
         for start in range(0, n, size):
             yield slice(start, min(start + size, n))
 
-    def _check_space(self) -> None:
+    def _check_space(self, allow_model_change: bool) -> bool:
+        """Check the recorded space of every collection; return whether there is none (a new store)."""
         where = self.describe()
         try:
             metas = self.backend.list_collections()
@@ -177,10 +188,17 @@ class Collections:
             raise
         except Exception as exc:
             raise StoreError(f"could not list the collections of store {where}: {exc}") from exc
-        for kind, meta in collections_of(metas, self.name).items():
+        mine = collections_of(metas, self.name)
+        for kind, meta in mine.items():
             check_recorded(self.name, kind, meta, where)
-            if any(meta.get(key) != value for key, value in self.space.items()):
-                raise EmbeddingSpaceMismatchError(where, space_text(meta), space_text(self.space))
+            differs = tuple(
+                what
+                for what, key in (("model id", K_MODEL), ("dimension", K_DIM), ("similarity", K_SIM))
+                if meta.get(key) != self.space[key]
+            )
+            if differs and not (allow_model_change and differs == ("model id",)):
+                raise EmbeddingSpaceMismatchError(where, space_text(meta), space_text(self.space), differs)
+        return not mine
 
     def _create(self, kind: str, *, space: str = "cosine") -> Any:
         full = self.full_name(kind)

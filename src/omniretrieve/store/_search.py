@@ -195,7 +195,12 @@ class Search:
                 len(hits),
                 ", ".join(hits[i].id for i in unavailable[:5]),
             )
-        ranked = reranker.rerank(query, items, top_n=None) if items else []
+        ranked: list[Any] = []
+        if items and getattr(reranker, "first_stage_weight", 0) > 0:  # fuses with our scores
+            scores = [hits[i].score for i in positions]
+            ranked = reranker.rerank(query, items, top_n=None, first_stage_scores=scores)  # type: ignore[call-arg]
+        elif items:
+            ranked = reranker.rerank(query, items, top_n=None)
         out = [replace(hits[positions[r.index]], rerank_score=float(r.score)) for r in ranked]
         out.extend(replace(hits[i], rerank_score=float("-inf")) for i in unavailable)
         return out[:k]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from omniretrieve.calibration import DEFAULT_CALIBRATION, PRIOR_COUNT, Calibrati
 from omniretrieve.documents import KINDS, Document, Kind, SearchHit
 from omniretrieve.errors import InvalidInputError, OmniretrieveError, StoreError
 from omniretrieve.store._backend import DEFAULT_TIMEOUT, check_location, open_backend
+from omniretrieve.store._identity import check_identity
 from omniretrieve.store._ingest import DEFAULT_BATCH_SIZE, Ingest, WriteResult
 from omniretrieve.store._inspect import inspect_store
 from omniretrieve.store._media import MediaCopies, MediaReader, media_folder
@@ -36,6 +37,8 @@ class Store:
         embedder: The model that embeds documents and queries (an
             :class:`~omniretrieve.embedding.Embedder`). A store is bound to one embedding space:
             opening it with another model raises :class:`~omniretrieve.errors.EmbeddingSpaceMismatchError`.
+            Every open also compares the model's vectors of a fixed probe set with the ones
+            recorded (the fingerprint, :mod:`omniretrieve.store._identity`), even under one id.
         path: Directory of an embedded store (Chroma ``PersistentClient``); created if missing.
             Default ``./omniretrieve-store`` when ``host`` is not given. The store holds an
             exclusive lock on the directory until :meth:`close`.
@@ -55,6 +58,9 @@ class Store:
             copying (default: the embedder's, else one with the default policy).
         reranker: A default :class:`~omniretrieve.rerank.Reranker` for :meth:`search`.
         prior_count: Shrinkage of the per-kind means (see :mod:`omniretrieve.calibration`).
+        allow_model_change: Open it even with another model id or fingerprint (not dimension):
+            the new model becomes the store's and its history records the change. Nothing
+            stored is re-embedded: only for vectors that still fit (a renamed model, say).
 
     Raises:
         StoreLockedError: another process (or store object) writes to this embedded directory.
@@ -79,6 +85,7 @@ class Store:
         media: MediaLoader | None = None,
         reranker: Reranker | None = None,
         prior_count: float = PRIOR_COUNT,
+        allow_model_change: bool = False,
     ) -> None:
         check_name(name)
         check_location(path, host, timeout)
@@ -102,7 +109,11 @@ class Store:
                     "copy_media", "a client-server store needs media_dir= to copy media into"
                 )
             self.copy_media = bool(copy_media)
-            self._collections = Collections(self._backend, name, space_of(embedder))
+            self._collections = Collections(
+                self._backend, name, space_of(embedder), allow_model_change=allow_model_change
+            )
+            created = self._collections.created
+            self.identity = check_identity(self._collections, embedder, allow_model_change, created)
             self._statistics = open_statistics(self._collections)
         except BaseException:
             self._backend.close()
@@ -129,12 +140,19 @@ class Store:
         return self._backend.exclusive
 
     def close(self) -> None:
-        """Release the Chroma client and the directory lock (statistics are saved on every write). Idempotent."""
+        """Release the Chroma client, the directory lock and the embedder's decoding processes. Idempotent.
+
+        Statistics are saved on every write. The embedder stays usable: its decoding processes
+        start again when it next needs them.
+        """
         if self._closed:
             return
         self._closed = True
         self._search.close()
         self._backend.close()
+        close_workers = getattr(self.embedder, "close_workers", None)
+        if callable(close_workers):
+            close_workers()
 
     def __enter__(self) -> Store:
         return self
@@ -205,6 +223,8 @@ class Store:
         sources: Sequence[str | None] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         show_progress: bool | None = None,
+        workers: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> list[WriteResult]:
         """Embed and store items; an id already stored is left as it is (status ``"exists"``).
 
@@ -217,15 +237,23 @@ class Store:
             ids: One id (or ``None`` for the content hash) per item.
             metadatas: One flat metadata mapping (or ``None``) per item.
             sources: One source URI (or ``None``) per item.
-            batch_size: Items embedded and written per step.
-            show_progress: Passed to the embedder.
+            batch_size: Items read, looked up, embedded and written per step. Steps overlap
+                (:mod:`omniretrieve.store._pipeline`): the next batches decode in worker
+                processes while this one is encoded and the previous one is written.
+            show_progress: Show a progress bar over the items.
+            workers: Processes that decode media files (JPEGs at reduced scale where the model
+                shrinks them anyway); 0 decodes in this process; ``None``: one per CPU once a call
+                holds enough media files (the embedder's ``decode_workers`` when set).
+            progress: Called with the number of items done so far, as the write goes.
 
         Returns:
             One :class:`WriteResult` per item, in order. A bad item (unreadable media, wrong
             metadata, a model failure) fails alone.
         """
         self._check_open()
-        return self._ingest.items(items, ids, metadatas, sources, "add", batch_size, show_progress)
+        return self._ingest.items(
+            items, ids, metadatas, sources, "add", batch_size, show_progress, workers, progress
+        )
 
     def upsert(
         self,
@@ -236,6 +264,8 @@ class Store:
         sources: Sequence[str | None] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         show_progress: bool | None = None,
+        workers: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> list[WriteResult]:
         """Like :meth:`add`, but an existing id is replaced: vector, content and metadata.
 
@@ -243,7 +273,9 @@ class Store:
         whose content, source and metadata equal the stored ones is left alone (``"unchanged"``).
         """
         self._check_open()
-        return self._ingest.items(items, ids, metadatas, sources, "upsert", batch_size, show_progress)
+        return self._ingest.items(
+            items, ids, metadatas, sources, "upsert", batch_size, show_progress, workers, progress
+        )
 
     def add_vectors(
         self, vectors: Sequence[Any] | np.ndarray, documents: Sequence[Document], *, upsert: bool = False
@@ -313,10 +345,10 @@ class Store:
             query: Any accepted input: text (a plain ``str``), an image, audio, video, or a
                 combined item.
             k: How many hits to return.
-            calibration: ``"gap"`` (default: modality-gap removal, scores comparable across
-                kinds), ``"scaled"`` (experimental: gap removal, then each kind's scores divided
-                by a store-level width), ``"rrf"`` (reciprocal-rank fusion) or ``"none"`` (raw
-                cosine); see :mod:`omniretrieve.calibration`. Whichever, the hits are the ``k``
+            calibration: ``"auto"`` (default: ``"gap"`` or ``"none"``, chosen once per store
+                state from whether the store shows a modality gap), ``"gap"`` (modality-gap
+                removal, scores comparable across kinds), ``"rrf"`` (reciprocal-rank fusion) or
+                ``"none"`` (raw cosine); see :mod:`omniretrieve.calibration`. Whichever, the hits are the ``k``
                 best by that score over the whole store, and ``search(q, k)`` is the first ``k``
                 of ``search(q, k2)`` for ``k < k2`` (:mod:`omniretrieve.topk`).
             where: A filter on your metadata (see :func:`chroma_where`).
@@ -358,8 +390,8 @@ class Store:
         Args:
             vector: The query embedding, ``(dimension,)``.
             k: How many hits.
-            query_modality: The query's kind, whose mean centres it under ``"gap"`` and
-                ``"scaled"`` (and whose widths ``"scaled"`` divides by).
+            query_modality: The query's kind, whose mean centres it under ``"gap"`` (and
+                ``"auto"`` when it chooses ``"gap"``).
             calibration: See :meth:`search`.
             where: See :meth:`search`.
             modalities: See :meth:`search`.

@@ -15,6 +15,7 @@ from llama_index.core.schema import ImageType
 from llama_index.embeddings.omniretrieve.convert import image_item, resolve_model
 
 from omniretrieve import Embedder, InvalidInputError
+from omniretrieve.models import SENTENCE_TRANSFORMER_OPTIONS
 from omniretrieve.types import Text, describe
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class OmniretrieveEmbedding(MultiModalEmbedding):
 
         embed_model = OmniretrieveEmbedding("demo")             # the demo model shipped with omniretrieve
         embed_model = OmniretrieveEmbedding("path/to/clip-model", device="cpu")
+        embed_model = OmniretrieveEmbedding("org/clip-model", revision="<commit>", truncate_dim=256)
         embed_model = OmniretrieveEmbedding(my_embedder)        # e.g. load_embedder(...), FakeEmbedder()
 
     Embed::
@@ -72,7 +74,11 @@ class OmniretrieveEmbedding(MultiModalEmbedding):
         media_policy: the ``omniretrieve.MediaPolicy`` images are read under (allowed roots, size
             caps, ``allow_urls``...); default: omniretrieve's safe default (no URLs).
         embed_batch_size: texts or images per model call.
-        **kwargs: other ``BaseEmbedding`` settings (``callback_manager``, ``num_workers``...).
+        **kwargs: every loading option of ``SentenceTransformer(...)`` by its name (``revision``,
+            ``cache_folder``, ``local_files_only``, ``token``, ``backend``, ``truncate_dim``,
+            ``prompts``, ``model_kwargs``...: ``omniretrieve.models.SENTENCE_TRANSFORMER_OPTIONS``),
+            passed to ``omniretrieve.load_embedder`` with a model name; the others are
+            ``BaseEmbedding`` settings (``callback_manager``, ``num_workers``...).
 
     Raises:
         InvalidInputError: neither or both of a model name and an embedder were given, the object
@@ -100,12 +106,13 @@ class OmniretrieveEmbedding(MultiModalEmbedding):
         embed_batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
         **kwargs: Any,
     ) -> None:
+        loading = {key: kwargs.pop(key) for key in SENTENCE_TRANSFORMER_OPTIONS if key in kwargs}
         name, ready = resolve_model(
             model_name,
             embedder,
             Embedder,
             role="embedder",
-            options={"device": device, "media_policy": media_policy},
+            options={"device": device, "media_policy": media_policy, **loading},
         )
         settings: dict[str, Any] = {
             "model_name": name,
@@ -113,7 +120,9 @@ class OmniretrieveEmbedding(MultiModalEmbedding):
             "embed_batch_size": embed_batch_size,
         }
         super().__init__(**settings, **kwargs)
-        self._embedder = ready if ready is not None else _load(name, device, media_policy, embed_batch_size)
+        if ready is None:
+            ready = _load(name, media_policy, {"device": device, "batch_size": embed_batch_size, **loading})
+        self._embedder = ready
 
     @classmethod
     def class_name(cls) -> str:
@@ -172,14 +181,14 @@ class OmniretrieveEmbedding(MultiModalEmbedding):
         return await asyncio.to_thread(self._get_image_embeddings, img_file_paths)
 
 
-def _load(name: str, device: str | None, media_policy: MediaPolicy | None, batch_size: int) -> Embedder:
-    """Load a model by name (``omniretrieve.load_embedder``) with its media loader."""
+def _load(name: str, media_policy: MediaPolicy | None, options: dict[str, Any]) -> Embedder:
+    """Load a model by name (``omniretrieve.load_embedder``, with ``options``) with its media loader."""
     from omniretrieve import MediaLoader, MediaPolicy, load_embedder
 
     if media_policy is not None and not isinstance(media_policy, MediaPolicy):
         raise InvalidInputError(describe(media_policy), "media_policy must be an omniretrieve.MediaPolicy")
     media = MediaLoader(media_policy) if media_policy is not None else None
-    return load_embedder(name, device=device, media=media, batch_size=batch_size)
+    return load_embedder(name, media=media, **options)
 
 
 def _as_lists(vectors: np.ndarray) -> list[Embedding]:

@@ -15,6 +15,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from llama_index.embeddings.omniretrieve.convert import node_item, query_item, resolve_model
 
 from omniretrieve import InvalidInputError, OmniretrieveError, Reranker
+from omniretrieve.models import CROSS_ENCODER_OPTIONS
 from omniretrieve.types import ItemInput, describe
 
 if TYPE_CHECKING:
@@ -69,7 +70,11 @@ class OmniretrieveRerank(BaseNodePostprocessor):
             ``MetadataMode.NONE`` (the text alone).
         keep_retrieval_score: store each node's previous score in its metadata as
             ``"retrieval_score"`` (as LlamaIndex's own rerankers do).
-        **kwargs: other ``BaseNodePostprocessor`` settings (``callback_manager``).
+        **kwargs: every loading option of ``CrossEncoder(...)`` by its name (``revision``,
+            ``cache_folder``, ``local_files_only``, ``token``, ``backend``, ``max_length``,
+            ``model_kwargs``...: ``omniretrieve.models.CROSS_ENCODER_OPTIONS``), passed to
+            ``omniretrieve.CrossEncoderReranker`` with a model name; the others are
+            ``BaseNodePostprocessor`` settings (``callback_manager``).
 
     Raises:
         InvalidInputError: neither or both of a model name and a reranker were given, the object
@@ -110,12 +115,13 @@ class OmniretrieveRerank(BaseNodePostprocessor):
         keep_retrieval_score: bool = False,
         **kwargs: Any,
     ) -> None:
+        loading = {key: kwargs.pop(key) for key in CROSS_ENCODER_OPTIONS if key in kwargs}
         name, ready = resolve_model(
             model,
             reranker,
             Reranker,
             role="reranker",
-            options={"device": device, "media_policy": media_policy},
+            options={"device": device, "media_policy": media_policy, **loading},
         )
         if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
             raise InvalidInputError(f"top_n={top_n!r}", "top_n must be None or a positive int")
@@ -127,7 +133,9 @@ class OmniretrieveRerank(BaseNodePostprocessor):
             "keep_retrieval_score": keep_retrieval_score,
         }
         super().__init__(**settings, **kwargs)
-        self._reranker = ready if ready is not None else _load(name, device, media_policy)
+        self._reranker = (
+            ready if ready is not None else _load(name, media_policy, {"device": device, **loading})
+        )
 
     @classmethod
     def class_name(cls) -> str:
@@ -205,11 +213,11 @@ class OmniretrieveRerank(BaseNodePostprocessor):
         return reranked
 
 
-def _load(name: str, device: str | None, media_policy: MediaPolicy | None) -> Reranker:
-    """Load a cross-encoder by name with its media loader."""
+def _load(name: str, media_policy: MediaPolicy | None, options: dict[str, Any]) -> Reranker:
+    """Load a cross-encoder by name (with its loading ``options``) with its media loader."""
     from omniretrieve import CrossEncoderReranker, MediaLoader, MediaPolicy
 
     if media_policy is not None and not isinstance(media_policy, MediaPolicy):
         raise InvalidInputError(describe(media_policy), "media_policy must be an omniretrieve.MediaPolicy")
     media = MediaLoader(media_policy) if media_policy is not None else None
-    return CrossEncoderReranker(name, device=device, media=media)
+    return CrossEncoderReranker(name, media=media, **options)

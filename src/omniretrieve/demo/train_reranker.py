@@ -1,0 +1,477 @@
+"""Train the demo reranker: a tiny multimodal cross-encoder that reads who is where.
+
+Run ``python -m omniretrieve.demo.train_reranker --out DIR`` to reproduce the shipped reranker
+(``src/omniretrieve/demo/reranker/``). Training is deterministic: fixed seeds, a fixed thread
+count, ``torch.use_deterministic_algorithms(True)``.
+
+Recipe (:func:`train_reranker`):
+
+1. a byte-level BPE tokenizer on the words of both worlds (easy and hard), with ``yes``/``no``;
+2. a ``LlavaForConditionalGeneration`` (:mod:`omniretrieve.demo.reranker_build`) whose vision
+   tower is the shipped demo CLIP's (kept frozen: it already sees colors, shapes and places) and
+   whose small Llama text model and projector start from random weights;
+3. a *listwise* loss: each training query gets a list of candidates, the right documents
+   (images, captions, sometimes both as one combined document) among the documents a bi-encoder
+   confuses with them: in the hard world, the 7 other scenes of the query's bag (colors swapped,
+   sides swapped, the other layout) and scenes sharing one object; in the easy world, the same
+   object elsewhere (grade 1) and objects sharing a color or a shape. The loss is the cross-entropy
+   between the softmax of the list's scores and the graded target distribution
+   (``2^grade - 1``, ListNet); a curriculum: the first ``easy_first_steps`` steps draw easy lists
+   only (one-object scenes: colour, shape, position), then ``hard_fraction`` of the lists are hard
+   (measured: the same steps without it leave the reranker alone at easy nDCG@10 ~0.50 instead
+   of ~0.82, ``benchmarks/rerank.py``); mixed lists may hold a distractor text naming the query's
+   words;
+4. only training scenes: the easy world's training scenes (the demo CLIP's split) and the hard
+   world's training bags (:func:`omniretrieve.demo.hard_world.split_bags`); held-out scenes and
+   bags never appear.
+
+Its measured effect is in ``benchmarks/results/rerank.json`` (``benchmarks/rerank.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from omniretrieve.demo import hard_world as hw
+from omniretrieve.demo import world as ew
+from omniretrieve.demo.reranker_card import RERANKER_META_FILE, reranker_card
+from omniretrieve.errors import InvalidInputError, require
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+logger = logging.getLogger(__name__)
+
+Candidate = tuple[Any, int]
+"""A candidate document as the ``CrossEncoder`` reads it, and its grade."""
+
+
+@dataclass(frozen=True)
+class RerankerTrainConfig:
+    """Settings of one training run; the defaults reproduce the shipped reranker.
+
+    Attributes:
+        seed: Seed of weights, data and order.
+        steps: Optimizer steps.
+        queries_per_step: Queries (lists) per step.
+        list_size: Candidates per list.
+        lr: AdamW learning rate (cosine decay to 10% after a short warm-up).
+        renders: Pre-rendered pictures per training scene.
+        hard_fraction: Share of the lists that come from the hard (two-object) world.
+        combined_fraction: Share of mixed-list documents shown as one combined (text + image) item.
+        hidden_size: Width of the Llama text model.
+        num_layers: Layers of the Llama text model.
+        num_heads: Attention heads of the Llama text model.
+        threads: Torch CPU threads.
+        init_range: Standard deviation of the text model's and projector's initial weights.
+        vision_layers: The vision tower's layers whose tokens, concatenated, reach the projector.
+        vision_strategy: ``"full"`` keeps the vision tower's class token among the image tokens
+            (the summary the demo CLIP was trained on), ``"default"`` drops it.
+        trained_vision_layers: How many of the vision tower's last layers are trained (the rest,
+            and its embeddings, stay frozen).
+        distractor_fraction: Chance that a mixed list holds a distractor text (a wrong document
+            naming the query's words).
+        easy_first_steps: A curriculum: the first this many steps draw easy (one-object) lists
+            only; ``hard_fraction`` applies after them.
+    """
+
+    seed: int = 0
+    steps: int = 4500
+    queries_per_step: int = 8
+    list_size: int = 10
+    lr: float = 5e-3
+    renders: int = 4
+    hard_fraction: float = 0.6
+    combined_fraction: float = 0.1
+    hidden_size: int = 64
+    num_layers: int = 4
+    num_heads: int = 4
+    threads: int = 1
+    init_range: float = 0.1
+    vision_layers: tuple[int, ...] = (-1,)
+    vision_strategy: str = "default"
+    trained_vision_layers: int = 0
+    distractor_fraction: float = 0.5
+    easy_first_steps: int = 1500
+
+    def __post_init__(self) -> None:
+        for name in (
+            "steps",
+            "queries_per_step",
+            "renders",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "threads",
+        ):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"RerankerTrainConfig.{name}", f"{getattr(self, name)} is below 1")
+        if self.list_size < 8:
+            raise InvalidInputError("RerankerTrainConfig.list_size", f"{self.list_size} is below 8")
+        if self.vision_strategy not in ("full", "default"):
+            raise InvalidInputError(
+                "RerankerTrainConfig.vision_strategy", f"{self.vision_strategy!r} is not 'full' or 'default'"
+            )
+        for name in ("hard_fraction", "combined_fraction", "distractor_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InvalidInputError(
+                    f"RerankerTrainConfig.{name}", f"{getattr(self, name)} is outside [0, 1]"
+                )
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InvalidInputError("RerankerTrainConfig.lr", f"{self.lr} must be a finite number > 0")
+
+
+def tokenizer_texts() -> list[str]:
+    """The texts the reranker's tokenizer is trained on: the demo CLIP's plus the hard world's words."""
+    from omniretrieve.demo.train import tokenizer_corpus
+
+    texts = tokenizer_corpus()
+    for bag in hw.all_bags():
+        for scene in hw.bag_scenes(bag):
+            texts += [scene.caption(t) for t in range(len(hw.CAPTION_TEMPLATES))]
+            texts += [scene.query_text(t) for t in range(len(hw.QUERY_TEMPLATES))]
+    texts += [t.format(a="red circle", b="blue square") for t in hw.DISTRACTOR_TEMPLATES]
+    return texts
+
+
+class _Data:
+    """Training scenes, their renders and texts, and the candidate lists drawn from them."""
+
+    def __init__(self, config: RerankerTrainConfig) -> None:
+        self.config = config
+        self.easy_scenes = list(ew.split_scenes()[0])
+        train_bags, _ = hw.split_bags()
+        self.bags = list(train_bags)
+        self.renders: dict[Any, list[PILImage]] = {}
+        scenes: list[Any] = self.easy_scenes + [s for bag in self.bags for s in hw.bag_scenes(bag)]
+        for i, scene in enumerate(scenes):
+            self.renders[scene] = [
+                scene.render(64, seed=int(np.random.default_rng([config.seed, 11, i, r]).integers(2**31)))
+                for r in range(config.renders)
+            ]
+        self.rng = np.random.default_rng([config.seed, 12])
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def _image(self, scene: Any, avoid: Any = None) -> PILImage:
+        choices = [im for im in self.renders[scene] if im is not avoid] or self.renders[scene]
+        return choices[int(self.rng.integers(len(choices)))]
+
+    def _caption(self, scene: Any) -> dict[str, str]:
+        n = len(hw.CAPTION_TEMPLATES) if isinstance(scene, hw.PairScene) else len(ew.CAPTION_TEMPLATES)
+        return {"text": scene.caption(int(self.rng.integers(n)))}
+
+    def _doc(self, scene: Any, target: str, avoid: Any = None) -> Any:
+        if target == "image":
+            return self._image(scene, avoid)
+        roll = self.rng.random()
+        if roll < self.config.combined_fraction:
+            return {"text": self._caption(scene)["text"], "image": self._image(scene, avoid)}
+        return (
+            self._image(scene, avoid)
+            if roll < 0.5 + self.config.combined_fraction / 2
+            else self._caption(scene)
+        )
+
+    # -- lists -------------------------------------------------------------------------------
+
+    def hard_list(self) -> tuple[Any, list[Candidate]]:
+        """A text query about a two-object scene; its right documents among its bag and neighbours."""
+        bag = self.bags[int(self.rng.integers(len(self.bags)))]
+        mates = list(hw.bag_scenes(bag))
+        scene = mates.pop(int(self.rng.integers(len(mates))))
+        query = {"text": scene.query_text(int(self.rng.integers(len(hw.QUERY_TEMPLATES))))}
+        target = "image" if self.rng.random() < 0.5 else "mixed"
+        size = self.config.list_size
+        positives = [(self._doc(scene, target), 2)]
+        if target == "mixed" and self.rng.random() < 0.5:
+            first = positives[0][0]
+            positives.append((self._image(scene) if isinstance(first, dict) else self._caption(scene), 2))
+        n_mates = max(0, min(len(mates), size - len(positives) - 4))
+        picked = [mates[i] for i in self.rng.permutation(len(mates))[:n_mates]]
+        negatives = [(self._doc(s, target), 0) for s in picked]
+        negatives += [(self._doc(self._neighbour(scene), target), 0) for _ in range(2)]
+        if target == "mixed" and self.rng.random() < self.config.distractor_fraction:
+            template = hw.DISTRACTOR_TEMPLATES[int(self.rng.integers(len(hw.DISTRACTOR_TEMPLATES)))]
+            negatives.append(({"text": template.format(a=scene.first.name, b=scene.second.name)}, 0))
+        while len(positives) + len(negatives) < size:
+            negatives.append((self._doc(self._unrelated(), target), 0))
+        return query, positives + negatives
+
+    def _unrelated(self) -> Any:
+        """Any training scene, of either world (mostly unrelated to the query)."""
+        if self.rng.random() < 0.5:
+            return self.easy_scenes[int(self.rng.integers(len(self.easy_scenes)))]
+        return self._image_scene(self.bags[int(self.rng.integers(len(self.bags)))])
+
+    def _image_scene(self, bag: hw.Bag) -> hw.PairScene:
+        scenes = hw.bag_scenes(bag)
+        return scenes[int(self.rng.integers(len(scenes)))]
+
+    def _neighbour(self, scene: hw.PairScene) -> hw.PairScene:
+        """A training scene (of another bag) sharing one object with ``scene``."""
+        while True:
+            bag = self.bags[int(self.rng.integers(len(self.bags)))]
+            if bag == scene.bag:
+                continue
+            options = [s for s in hw.bag_scenes(bag) if {s.first, s.second} & {scene.first, scene.second}]
+            if options:
+                return options[int(self.rng.integers(len(options)))]
+
+    def easy_list(self) -> tuple[Any, list[Candidate]]:
+        """A query about a one-object scene (text -> mixed, text -> image or image -> image)."""
+        scene = self.easy_scenes[int(self.rng.integers(len(self.easy_scenes)))]
+        kind = int(self.rng.integers(3))
+        target = "mixed" if kind == 0 else "image"
+        query_image = None
+        if kind == 2:
+            query_image = self._image(scene)
+            query: Any = query_image
+        else:
+            query = {"text": scene.query_text(int(self.rng.integers(len(ew.QUERY_TEMPLATES))))}
+        siblings = [
+            s for s in self.easy_scenes if (s.color, s.shape) == (scene.color, scene.shape) and s != scene
+        ]
+        near = [
+            s for s in self.easy_scenes if s != scene and (s.color == scene.color) != (s.shape == scene.shape)
+        ]
+        others = [s for s in self.easy_scenes if s.color != scene.color and s.shape != scene.shape]
+        candidates: list[Candidate] = [(self._doc(scene, target, query_image), 2)]
+        if target == "mixed":
+            candidates.append((self._doc(scene, target, query_image), 2))
+        for s in [siblings[i] for i in self.rng.permutation(len(siblings))[:3]]:
+            candidates.append((self._doc(s, target), 1))
+        for _ in range(2):
+            s = near[int(self.rng.integers(len(near)))]
+            candidates.append((self._doc(s, target), 0))
+        if target == "mixed" and self.rng.random() < self.config.distractor_fraction:
+            template = ew.DISTRACTOR_TEMPLATES[int(self.rng.integers(len(ew.DISTRACTOR_TEMPLATES)))]
+            text = template.format(color=scene.color, shape=scene.shape, position=scene.position)
+            candidates.append(({"text": text}, 0))
+        while len(candidates) < self.config.list_size:
+            s = others[int(self.rng.integers(len(others)))] if self.rng.random() < 0.5 else self._unrelated()
+            candidates.append((self._doc(s, target), 0))
+        return query, candidates
+
+    def batch(self, step: int) -> list[tuple[Any, list[Candidate]]]:
+        hard = self.config.hard_fraction if step >= self.config.easy_first_steps else 0.0
+        return [
+            self.hard_list() if self.rng.random() < hard else self.easy_list()
+            for _ in range(self.config.queries_per_step)
+        ]
+
+
+def _vision_parts(transformers: Any) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """The shipped demo CLIP's vision config, vision-tower weights and image processor."""
+    from omniretrieve.demo.loading import model_path
+
+    path = model_path()
+    clip = transformers.CLIPModel.from_pretrained(str(path), local_files_only=True)
+    vc = clip.config.vision_config
+    keys = (
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "image_size",
+        "patch_size",
+    )
+    config = {k: getattr(vc, k) for k in keys} | {
+        "hidden_act": vc.hidden_act,
+        "layer_norm_eps": vc.layer_norm_eps,
+    }
+    state = dict(clip.vision_model.state_dict())
+    processor = transformers.CLIPImageProcessor.from_pretrained(str(path), local_files_only=True)
+    return config, state, processor
+
+
+def build_reranker(config: RerankerTrainConfig, scratch: Path) -> Any:
+    """The untrained reranker: tokenizer, LLaVA with the demo CLIP's (frozen) vision tower."""
+    transformers = require("transformers", extra=None, purpose="training the demo reranker")
+    from omniretrieve.demo.reranker_build import build_llava_cross_encoder, inner_model, prepare_tokenizer
+    from omniretrieve.demo.train import build_tokenizer
+
+    tokenizer = prepare_tokenizer(build_tokenizer(1000, texts=tokenizer_texts()))
+    vision_config, vision_state, image_processor = _vision_parts(transformers)
+    cross_encoder = build_llava_cross_encoder(
+        scratch,
+        tokenizer,
+        vision_config=vision_config,
+        vision_state=vision_state,
+        image_processor=image_processor,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        seed=config.seed,
+        init_range=config.init_range,
+        vision_feature_layer=list(config.vision_layers)
+        if len(config.vision_layers) > 1
+        else config.vision_layers[0],
+        vision_feature_select_strategy=config.vision_strategy,
+    )
+    tower = inner_model(cross_encoder).model.vision_tower
+    for p in tower.parameters():
+        p.requires_grad_(False)
+    layers = tower.encoder.layers
+    for layer in (
+        list(layers)[len(layers) - config.trained_vision_layers :] if config.trained_vision_layers else []
+    ):
+        for p in layer.parameters():
+            p.requires_grad_(True)
+    return cross_encoder
+
+
+def listwise_loss(scores: Any, grades: Any) -> Any:
+    """ListNet: cross-entropy between ``softmax(scores)`` and the targets ``2^grade - 1`` (normalised), per list.
+
+    Args:
+        scores: ``(lists, size)`` scores.
+        grades: ``(lists, size)`` grades (at least one positive per list).
+    """
+    torch = require("torch", extra=None, purpose="training the demo reranker")
+    gains = torch.pow(2.0, grades.float()) - 1.0
+    targets = gains / gains.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    return -(targets * torch.log_softmax(scores, dim=1)).sum(dim=1).mean()
+
+
+def _fit(cross_encoder: Any, config: RerankerTrainConfig) -> dict[str, Any]:
+    torch = require("torch", extra=None, purpose="training the demo reranker")
+    started, started_cpu = time.perf_counter(), time.process_time()
+    data = _Data(config)
+    params = [p for p in cross_encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
+    warmup = max(1, config.steps // 20)
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, config.steps - warmup)
+        return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    cross_encoder.train()
+    losses: list[float] = []
+    for step in range(config.steps):
+        lists = data.batch(step)
+        pairs = [(query, doc) for query, candidates in lists for doc, _ in candidates]
+        grades = torch.tensor([[g for _, g in candidates] for _, candidates in lists])
+        features = cross_encoder.preprocess(pairs)
+        scores = cross_encoder(features)["scores"].reshape(len(lists), -1)
+        loss = listwise_loss(scores, grades)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss.detach()))
+        if step % 25 == 0:
+            logger.info(
+                "step %d loss %.4f (%.0f s)", step, np.mean(losses[-25:]), time.perf_counter() - started
+            )
+    cross_encoder.eval()
+    return {
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "train_cpu_seconds": round(time.process_time() - started_cpu, 2),
+        "final_listwise_loss": round(float(np.mean(losses[-50:])), 4),
+        "easy_train_scenes": len(data.easy_scenes),
+        "hard_train_bags": len(data.bags),
+        "pictures": sum(len(v) for v in data.renders.values()),
+    }
+
+
+def train_reranker(out: str | Path, config: RerankerTrainConfig | None = None) -> dict[str, Any]:
+    """Build, train and save a demo reranker to ``out`` (with its card and metadata).
+
+    The global torch state (RNG, thread count, deterministic-algorithms flag) is restored after.
+
+    Returns:
+        The metadata written to ``out/omniretrieve_reranker.json``.
+    """
+    torch = require("torch", extra=None, purpose="training the demo reranker")
+    config = config or RerankerTrainConfig()
+    previous_threads = torch.get_num_threads()
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(config.threads)
+    torch.use_deterministic_algorithms(True)
+    out_dir = Path(out)
+    try:
+        with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory() as scratch:
+            torch.manual_seed(config.seed)
+            cross_encoder = build_reranker(config, Path(scratch) / "backbone")
+            stats = _fit(cross_encoder, config)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            cross_encoder.save(str(out_dir))
+    finally:
+        torch.set_num_threads(previous_threads)
+        torch.use_deterministic_algorithms(previous_deterministic)
+    for weights in out_dir.rglob("*.safetensors"):
+        weights.chmod(0o644)  # safetensors writes it owner-only
+    from omniretrieve.demo.model_card import versions
+    from omniretrieve.demo.reranker_build import parameter_count
+
+    stats["parameters"] = parameter_count(cross_encoder)
+    stats["trained_parameters"] = sum(p.numel() for p in cross_encoder.parameters() if p.requires_grad)
+    command = "python -m omniretrieve.demo.train_reranker --out DIR"
+    defaults = RerankerTrainConfig()
+    for flag, name in (("--seed", "seed"), ("--steps", "steps"), ("--threads", "threads")):
+        if getattr(config, name) != getattr(defaults, name):
+            command += f" {flag} {getattr(config, name)}"
+    meta = {
+        "description": "omniretrieve demo reranker: a tiny LLaVA cross-encoder for the colored-shapes worlds",
+        "training_command": command,
+        "versions": versions(),
+        "config": asdict(config),
+        "stats": stats,
+    }
+    (out_dir / RERANKER_META_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    (out_dir / "README.md").write_text(reranker_card(meta), encoding="utf-8")
+    logger.info("saved demo reranker to %s: %s", out_dir, stats)
+    return meta
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point: ``python -m omniretrieve.demo.train_reranker --out DIR``."""
+    parser = argparse.ArgumentParser(
+        description="Train the omniretrieve demo reranker (a tiny LLaVA cross-encoder)."
+    )
+    parser.add_argument("--out", required=True, help="directory to save the reranker to")
+    parser.add_argument("--seed", type=int, default=RerankerTrainConfig.seed, help="seed of weights and data")
+    parser.add_argument("--steps", type=int, default=RerankerTrainConfig.steps, help="optimizer steps")
+    parser.add_argument("--threads", type=int, default=RerankerTrainConfig.threads, help="torch CPU threads")
+    parser.add_argument(
+        "--add-benchmark",
+        metavar="REPORT",
+        help="do not train: record a benchmarks/rerank.py report in the reranker at --out",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.add_benchmark:
+        from omniretrieve.demo.reranker_card import add_rerank_benchmark
+
+        try:
+            add_rerank_benchmark(args.out, args.add_benchmark)
+        except InvalidInputError as exc:
+            parser.error(str(exc))
+        return 0
+    try:
+        config = RerankerTrainConfig(seed=args.seed, steps=args.steps, threads=args.threads)
+    except InvalidInputError as exc:
+        parser.error(str(exc))
+    meta = train_reranker(args.out, config)
+    print(json.dumps({"stats": meta["stats"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
