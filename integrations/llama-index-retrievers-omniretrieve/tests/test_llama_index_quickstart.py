@@ -19,7 +19,7 @@ def test_quickstart_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     lines = out.splitlines()
     text_hits = lines[lines.index("text query 'find the red circle in the top left':") + 1 :][:4]
     assert len(text_hits) == 4 and any(" image " in line for line in text_hits)
-    assert "query engine: 4 source nodes" in out
+    assert "query engine, reranked: 4 source nodes" in out
     # The same store under LlamaIndex's VectorStoreIndex gives the retriever's list (the same
     # calibrated search, of LlamaIndex's query embedding).
     via_index = lines[lines.index("vector store index: 4 source nodes:") + 1 :][:4]
