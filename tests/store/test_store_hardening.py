@@ -313,7 +313,7 @@ def test_two_server_writers_count_each_document_once(tmp_path: Path) -> None:
         assert len(every) == len(set(every)) == 400  # "added" once per document
         with Store(FakeEmbedder(dimension=DIM), host=server.host, port=server.port, name="race") as s:
             live = s.statistics()
-            assert s.count() == 400 and live.count("text") == 400
+            assert s.count() == 400 and live.count("text") == 400, [e[-2000:] for _, e in outs]
             exact = s.recompute_statistics()
             np.testing.assert_allclose(live.sums["text"], exact.sums["text"], atol=1e-4)
 

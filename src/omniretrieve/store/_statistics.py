@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,6 +65,9 @@ class Statistics:
         self.collections = collections
         self.dimension = collections.dimension
         self.writer = collections.backend.writer
+        # This writer's records are read, changed and written back; the ingest pipeline folds from
+        # more than one thread, so the read-modify-write runs under one lock per store.
+        self._fold_lock = threading.Lock()
 
     def current(self) -> ModalityStats:
         """The statistics every search centres on (not to be modified by the caller)."""
@@ -78,7 +82,8 @@ class Statistics:
         if not kinds:
             return
         try:
-            self._fold(delta, kinds)
+            with self._fold_lock:
+                self._fold(delta, kinds)
         except Exception:
             logger.exception("store %s: could not persist statistics", self.collections.describe())
 
