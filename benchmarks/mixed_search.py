@@ -18,8 +18,6 @@ Run: ``python benchmarks/mixed_search.py`` (about a minute on 2 CPU cores); writ
 from __future__ import annotations
 
 import argparse
-import functools
-import math
 import os
 import shutil
 import tempfile
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _oracle import oracle_interleave
 from _report import machine, write_report
 
 from omniretrieve.calibration import center
@@ -63,32 +62,6 @@ def _grade(query: Scene, doc: Scene | None) -> int:
     return 2 if doc.position == query.position else 1
 
 
-def _dcg(grades: Sequence[int]) -> float:
-    return sum(g / math.log2(r + 1) for r, g in enumerate(grades, start=1))
-
-
-def fusion_ceiling(lists: Sequence[Sequence[str]], judgments: dict[str, int], k: int = K) -> float:
-    """The best nDCG@k of any interleaving of ranked lists that keeps each list's own order."""
-    ideal = _dcg(sorted((g for g in judgments.values() if g > 0), reverse=True)[:k])
-    if ideal == 0:
-        return 0.0
-    lists = [list(x[:k]) for x in lists]
-
-    @functools.cache
-    def best(pos: tuple[int, ...]) -> float:
-        rank = sum(pos) + 1
-        if rank > k:
-            return 0.0
-        options = [0.0]
-        for i, p in enumerate(pos):
-            if p < len(lists[i]):
-                nxt = tuple(q + 1 if j == i else q for j, q in enumerate(pos))
-                options.append(judgments.get(lists[i][p], 0) / math.log2(rank + 1) + best(nxt))
-        return max(options)
-
-    return best(tuple(0 for _ in lists)) / ideal
-
-
 def measure_model(world: DemoWorld, gap: bool) -> dict[str, Any]:
     import torch
 
@@ -111,7 +84,7 @@ def measure_model(world: DemoWorld, gap: bool) -> dict[str, Any]:
                     [h.id for h in store.search(q.text or "", K, modalities=(kind,))]
                     for kind in ("text", "image")
                 ]
-                ceilings.append(fusion_ceiling(lists, dict(q.judgments)))
+                ceilings.append(oracle_interleave(lists, dict(q.judgments), K))
             stats = store.statistics()
             text_mean, image_mean = stats.mean("text", prior_count=0), stats.mean("image", prior_count=0)
             combined = measure_combined(store, embedder, world) if gap else None

@@ -50,6 +50,7 @@ from omniretrieve.demo.world import (
     DemoWorld,
     Target,
     add_pixel_noise,
+    check_object,
     draw_shape,
 )
 from omniretrieve.errors import InvalidInputError, require
@@ -124,10 +125,7 @@ class Obj:
     shape: str
 
     def __post_init__(self) -> None:
-        if self.color not in COLORS:
-            raise InvalidInputError("Obj.color", f"{self.color!r} is not one of {list(COLORS)}")
-        if self.shape not in SHAPES:
-            raise InvalidInputError("Obj.shape", f"{self.shape!r} is not one of {list(SHAPES)}")
+        check_object("Obj", self.color, self.shape)
 
     @property
     def name(self) -> str:

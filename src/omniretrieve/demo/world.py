@@ -121,6 +121,14 @@ _CENTERS: dict[str, tuple[float, float]] = {
 _STREAM_SPLIT, _STREAM_CORPUS, _STREAM_DOC, _STREAM_QUERY, _STREAM_DISTRACTOR = range(5)
 
 
+def check_object(owner: str, color: str, shape: str) -> None:
+    """Raise :class:`InvalidInputError` naming ``owner``'s field unless the color and shape are the world's."""
+    if color not in COLORS:
+        raise InvalidInputError(f"{owner}.color", f"{color!r} is not one of {list(COLORS)}")
+    if shape not in SHAPES:
+        raise InvalidInputError(f"{owner}.shape", f"{shape!r} is not one of {list(SHAPES)}")
+
+
 @dataclass(frozen=True, order=True)
 class Scene:
     """One combination of a color, a shape and a position, e.g. a red circle in the top left."""
@@ -130,10 +138,7 @@ class Scene:
     position: str
 
     def __post_init__(self) -> None:
-        if self.color not in COLORS:
-            raise InvalidInputError("Scene.color", f"{self.color!r} is not one of {list(COLORS)}")
-        if self.shape not in SHAPES:
-            raise InvalidInputError("Scene.shape", f"{self.shape!r} is not one of {list(SHAPES)}")
+        check_object("Scene", self.color, self.shape)
         if self.position not in POSITIONS:
             raise InvalidInputError("Scene.position", f"{self.position!r} is not one of {list(POSITIONS)}")
 
