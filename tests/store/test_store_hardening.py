@@ -286,6 +286,7 @@ _WRITER = textwrap.dedent(
     added = []
     for _ in range(2):
         added += [r.id for r in s.add(texts, batch_size=25) if r.status == "added"]
+    s.close()
     print(json.dumps(added))
     """
 )

@@ -14,9 +14,10 @@ processes, encoding, and writing in a writer thread run at the same time):
    chunk Chroma refuses as invalid is retried item by item, so a bad item fails alone. A failure of
    the store itself (a full, read-only or failing disk, a dead server) is not retried: the rest of
    the call fails at once with that :class:`StoreError`, and what was written before it is kept;
-5. the statistics follow the change (:mod:`._statistics`). With a server, an ``add`` tags its
-   records with a token and reads them back: an id another writer added first is ``"exists"``
-   for this one and counts once.
+5. the statistics follow the change (:mod:`._statistics`), batch by batch; one whose statistics
+   write failed is written with the next batch, or again before the call returns. With a server,
+   an ``add`` tags its records with a token and reads them back: an id another writer added first
+   is ``"exists"`` for this one and counts once.
 
 New collections keep Chroma's default HNSW settings: no other ``batch_size``,
 ``sync_threshold`` or ``num_threads`` measured faster here (``benchmarks/results/ingest.json``,
@@ -177,6 +178,7 @@ class Ingest:
                     except OmniretrieveError as exc:
                         pipe.record([WriteResult(i, ids[i] if ids is not None else None, "failed", exc)])
                 pipe.feed(entries)
+        self.statistics.flush()  # a batch whose statistics write failed: one more try before returning
         return [r for r in results if r is not None]
 
     def vectors(
@@ -201,6 +203,7 @@ class Ingest:
             for sl in self.collections.slices(len(rnd)):
                 for r in self._write(rnd[sl], mode):
                     results[r.index] = r
+        self.statistics.flush()
         return [r for r in results if r is not None]
 
     def delete(self, ids: Sequence[str] | None, where: Mapping[str, Any] | None) -> int:

@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -32,13 +32,14 @@ from omniretrieve.store._schema import (
     K_MODEL,
     K_SIM,
     K_SUM,
+    K_WRITER,
     STATS,
     check_name,
     check_recorded,
     collections_of,
     store_names,
 )
-from omniretrieve.store._statistics import decode_sum
+from omniretrieve.store._statistics import K_FROM, K_SEQ, live_records, parse_records
 
 _CHROMA_FILE = "chroma.sqlite3"
 _CHROMA_TENANT = "default_tenant"
@@ -183,12 +184,7 @@ def inspect_client(backend: Backend, name: str, location: str) -> StoreInfo:
         col = backend.get_collection(f"{name}.{STATS}") if f"{name}.{STATS}" in metas else None
         if col is not None:
             got = col.get(include=["embeddings", "metadatas"])
-            embeddings = got.get("embeddings")
-            for i, meta in enumerate(got.get("metadatas") or []):
-                total = decode_sum(meta.get(K_SUM), space[1])  # float64; the embedding is float32
-                if total is None and embeddings is not None:
-                    total = np.asarray(embeddings[i], dtype=np.float64)
-                records.append((str(meta[K_KIND]), int(meta[K_COUNT]), total))
+            records = _live(got, space[1], got.get("embeddings"))
     except OmniretrieveError:
         raise
     except Exception as exc:
@@ -216,12 +212,26 @@ def inspect_sqlite(folder: Path, name: str, timeout: float | None) -> StoreInfo:
         with tempfile.TemporaryDirectory(prefix="omniretrieve-inspect-") as tmp:
             copy = _copy_database(database, Path(tmp))
             space, counts, fields, identity = _read_database(copy, name, location, timeout, read_only=False)
-    records: list[_StatsRecord] = [
-        (str(f[K_KIND]), int(f[K_COUNT]), decode_sum(f.get(K_SUM), space[1]))
-        for f in fields.values()
-        if K_KIND in f and K_COUNT in f
-    ]
+    records = _live({"ids": list(fields), "metadatas": list(fields.values())}, space[1])
     return _store_info(name, location, space, counts, records, identity)
+
+
+def _live(got: Mapping[str, Any], dimension: int, embeddings: Any = None) -> list[_StatsRecord]:
+    """The statistics records that count, as the live reader counts them (:func:`live_records`).
+
+    ``embeddings``: the records' embeddings, the sum of an older record that holds none in its
+    metadata (float32; the metadata's sum is float64).
+    """
+    parsed = parse_records(got, dimension)
+    if embeddings is not None:
+        row = {rid: i for i, rid in enumerate(got.get("ids") or [])}
+        parsed = [
+            r
+            if r.total is not None
+            else replace(r, total=np.asarray(embeddings[row[r.id]], dtype=np.float64))
+            for r in parsed
+        ]
+    return [(r.kind, r.count, r.total) for r in live_records(parsed)]
 
 
 class _HotJournal(Exception):
@@ -332,8 +342,8 @@ def _sqlite_stats_fields(conn: sqlite3.Connection, segment: str | None) -> dict[
         return fields
     for record, key, str_value, int_value in conn.execute(
         "SELECT e.embedding_id, m.key, m.string_value, m.int_value FROM embeddings e "
-        "JOIN embedding_metadata m ON m.id = e.id WHERE e.segment_id = ? AND m.key IN (?, ?, ?)",
-        (segment, K_KIND, K_COUNT, K_SUM),
+        "JOIN embedding_metadata m ON m.id = e.id WHERE e.segment_id = ? AND m.key IN (?, ?, ?, ?, ?, ?)",
+        (segment, K_KIND, K_COUNT, K_SUM, K_WRITER, K_SEQ, K_FROM),
     ):
         fields.setdefault(record, {})[key] = str_value if int_value is None else int_value
     return fields

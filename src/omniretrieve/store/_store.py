@@ -142,13 +142,15 @@ class Store:
     def close(self) -> None:
         """Release the Chroma client, the directory lock and the embedder's decoding processes. Idempotent.
 
-        Statistics are saved on every write. The embedder stays usable: its decoding processes
+        Statistics are saved on every write (one that failed is written here, see
+        :mod:`omniretrieve.store._statistics`). The embedder stays usable: its decoding processes
         start again when it next needs them.
         """
         if self._closed:
             return
         self._closed = True
         self._search.close()
+        self._statistics.close()  # writes what a failed statistics write left pending; never raises
         self._backend.close()
         close_workers = getattr(self.embedder, "close_workers", None)
         if callable(close_workers):
