@@ -18,6 +18,7 @@ import functools
 import logging
 import os
 import threading
+import time
 import uuid
 import weakref
 from abc import ABC, abstractmethod
@@ -390,6 +391,27 @@ def _directory_advice(directory: Path, exc: BaseException) -> str:
     )
 
 
+READ_ATTEMPTS = 4
+"""Tries of a read that failed transiently (:func:`_is_transient_read`); the last failure is raised."""
+
+READ_BACKOFF = 0.05
+"""Seconds before the second try of such a read; doubled before each further one."""
+
+_READS = frozenset({"get", "query", "count", "peek"})
+"""Collection methods that only read, and so can be tried again."""
+
+_TRANSIENT_READ = "nothing found on disk"
+"""A Chroma server (1.5.x) answers a read that includes embeddings with ``InternalError: Error
+creating hnsw segment reader: Nothing found on disk`` while another client's first write to the
+collection is still being applied (measured: 38 of 1,200 such reads from 4 processes failed; reads
+of metadata only, and writes, never did). The same read a moment later succeeds."""
+
+
+def _is_transient_read(exc: BaseException) -> bool:
+    """Whether a failed read is the server's transient one (:data:`_TRANSIENT_READ`), worth retrying."""
+    return _TRANSIENT_READ in str(exc).lower()
+
+
 class Guarded:
     """A Chroma client or collection whose every method raises only omniretrieve's errors.
 
@@ -412,13 +434,18 @@ class Guarded:
 
         @functools.wraps(attr)
         def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                out = attr(*args, **kwargs)
-            except OmniretrieveError:
-                raise
-            except Exception as exc:
-                raise self._translate(exc, name) from exc
-            return self._guard(out)
+            for attempt in range(READ_ATTEMPTS):
+                try:
+                    out = attr(*args, **kwargs)
+                except OmniretrieveError:
+                    raise
+                except Exception as exc:
+                    if name in _READS and attempt + 1 < READ_ATTEMPTS and _is_transient_read(exc):
+                        time.sleep(READ_BACKOFF * 2**attempt)
+                        continue
+                    raise self._translate(exc, name) from exc
+                return self._guard(out)
+            raise AssertionError("unreachable")  # pragma: no cover
 
         return call
 
