@@ -193,6 +193,35 @@ def index_files(
     return report
 
 
+def _devices(value: str | None) -> tuple[str, ...] | None:
+    """The ``--devices`` value as device names, checked before any store is opened."""
+    if value is None:
+        return None
+    from omniretrieve.embedding._pool import parse_devices
+
+    try:
+        return parse_devices(value)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"--devices {value}", exc.reason) from exc
+
+
+def use_devices(embedder: Any, devices: Sequence[str]) -> None:
+    """Make ``embedder`` encode on ``devices`` (a sentence-transformers model; others take no devices).
+
+    Raises:
+        InvalidInputError: the embedder has no ``devices`` setting.
+    """
+    from omniretrieve.embedding import SentenceTransformerEmbedder
+
+    if not isinstance(embedder, SentenceTransformerEmbedder):
+        raise InvalidInputError(
+            f"--devices {','.join(devices)}",
+            f"the model {getattr(embedder, 'model_id', type(embedder).__name__)} takes no devices "
+            "(sentence-transformers models do)",
+        )
+    embedder.devices = devices
+
+
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (folders are walked recursively).")],
     model: ModelOpt = None,
@@ -208,6 +237,14 @@ def index(
             "--workers", min=0, help="Processes that decode media files (0: none; default: one per CPU)."
         ),
     ] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            "--devices",
+            help="Encode on these devices, e.g. cuda:0,cuda:1 (two or more: one process per device, "
+            "through sentence-transformers' multi-process pool; default: the model's own device).",
+        ),
+    ] = None,
 ) -> None:
     """Index images, text and markdown files, audio and video (told apart by extension).
 
@@ -218,6 +255,7 @@ def index(
     out, err = _render.console(), _render.console(stderr=True)
     with errors(err):
         target = StoreTarget.of(store_dir, chroma_host, chroma_port)
+        wanted = _devices(devices)
         files, missing, ignored = collect_files(paths)
         if missing and len(missing) == len(paths):  # nothing to index: do not create a store
             names = ", ".join(f.path for f in missing[:3]) + (" ..." if len(missing) > 3 else "")
@@ -225,6 +263,8 @@ def index(
                 names, "no such file or folder; nothing was indexed and no store was created"
             )
         with open_store(target, model, err=err) as store:
+            if wanted is not None:
+                use_devices(store.embedder, wanted)
             report = IndexReport(ignored=ignored, failures=list(missing))
             index_files(store, files, batch_size=batch_size, err=err, report=report, workers=workers)
             total = store.count()

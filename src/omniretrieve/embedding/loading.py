@@ -175,8 +175,9 @@ def load_embedder(spec: str | os.PathLike[str], **kwargs: Any) -> Embedder:
             ``local_files_only``, ``token``, ``backend``, ``truncate_dim``, ``prompts``,
             ``model_kwargs``, ...); the demo models take ``device`` (default
             ``"cpu"``), ``dtype`` and the embedding options (``batch_size``, ``media``,
-            ``combine``, ``show_progress``, ``num_workers``, ``draft_images``); the fake takes
-            those of :class:`~omniretrieve.testing.fakes.FakeEmbedder`.
+            ``combine``, ``show_progress``, ``num_workers``, ``draft_images``, ``devices``,
+            ``device_preprocessing``, ``decode_on_device``); the fake takes those of
+            :class:`~omniretrieve.testing.fakes.FakeEmbedder`.
 
     Raises:
         InvalidInputError: ``spec`` names nothing that loads: a malformed ``fake:`` spec, a demo
@@ -189,6 +190,7 @@ def load_embedder(spec: str | os.PathLike[str], **kwargs: Any) -> Embedder:
         embedder = load_embedder("demo")                       # offline, seconds
         embedder.model_id                                      # "omniretrieve/demo-clip"
         clip = load_embedder("sentence-transformers/clip-ViT-B-32", device="cuda", dtype="float16")
+        two_gpus = load_embedder("sentence-transformers/clip-ViT-B-32", devices="cuda:0,cuda:1")
         pinned = load_embedder("sentence-transformers/clip-ViT-B-32@<commit>")   # that revision only
     """
     kwargs = {name: value for name, value in kwargs.items() if value is not None}  # None: the default

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from omniretrieve.embedding._device_images import DeviceImages
+from omniretrieve.embedding._pool import EncodePool, parse_devices
 from omniretrieve.embedding.base import BaseEmbedder
 from omniretrieve.embedding.protocol import CombineStrategy, RouteKey
 from omniretrieve.errors import InvalidInputError, require
+from omniretrieve.media._gpu_decode import EncodedJpeg
+from omniretrieve.media._image import decode_image
 from omniretrieve.models import (
     audio_sampling_rate,
     crop_audio_to_window,
@@ -30,6 +36,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from omniretrieve.media import MediaLoader
+    from omniretrieve.media._workers import DecodeSpec
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +99,20 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         config_kwargs: Extra keyword arguments for loading the transformers config.
         model_card_data: The model card's data (sentence-transformers' ``SentenceTransformerModelCardData``).
         similarity_fn_name: The model's similarity function; omniretrieve compares by cosine anyway.
+        devices: Encode on these devices (``["cuda:0", "cuda:1"]``, or ``"cuda:0,cuda:1"``). Two or
+            more go through sentence-transformers' multi-process pool, one process per device,
+            started on the first model call and stopped by :meth:`close` (see
+            :mod:`omniretrieve.embedding._pool`); one is the same as ``device``. Not together with
+            ``device``.
+        device_preprocessing: Resize, crop and normalise images in torch on the model's device
+            instead of in the processor on the CPU, where a probe proves it gives the processor's
+            embeddings (cosine >= 0.999 on probe images; otherwise the processor is used and the
+            reason logged; see :mod:`omniretrieve.embedding._device_images`). ``None``: when the
+            model is on CUDA; ``True``: on any device (after the probe); ``False``: never. Not
+            with several ``devices``.
+        decode_on_device: With device preprocessing on a CUDA device and torchvision installed,
+            JPEG files are decoded on the GPU (nvJPEG) after a probe of their own (``None``/``True``);
+            ``False`` decodes them on the CPU.
 
         Every ``SentenceTransformer(...)`` loading option is one of these (the list is
         :data:`omniretrieve.models.SENTENCE_TRANSFORMER_OPTIONS`) and applies only when ``model``
@@ -130,6 +151,9 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         config_kwargs: Mapping[str, Any] | None = None,
         model_card_data: Any = None,
         similarity_fn_name: str | None = None,
+        devices: str | Sequence[str] | None = None,
+        device_preprocessing: bool | None = None,
+        decode_on_device: bool | None = None,
     ) -> None:
         if model_id is not None and (not isinstance(model_id, str) or not model_id.strip()):
             raise InvalidInputError(
@@ -143,6 +167,13 @@ class SentenceTransformerEmbedder(BaseEmbedder):
             num_workers=num_workers,
         )
         self.draft_images = draft_images
+        wanted = parse_devices(devices)
+        if wanted is not None and device is not None:
+            raise InvalidInputError(
+                f"device={device!r}, devices={devices!r}", "give device or devices, not both"
+            )
+        if wanted is not None and isinstance(model, str | os.PathLike):  # load where it will run
+            device = wanted[0] if len(wanted) == 1 else "cpu"
         options = {
             "device": device,
             "trust_remote_code": trust_remote_code,
@@ -165,6 +196,13 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         self._asked = (revision, cache_folder)
         if model_id is not None:
             self._model_id = model_id
+        self._pool: EncodePool | None = None
+        self._devices: tuple[str, ...] | None = None
+        self._preprocessing = device_preprocessing
+        self._images = DeviceImages(
+            self._model, device_preprocessing, decode_on_device, lambda: self.media.policy
+        )
+        self.devices = wanted
 
         raw = list(self._model.modalities)
         self._modalities = frozenset(m for m in raw if isinstance(m, str) and m in MODALITIES)
@@ -183,6 +221,69 @@ class SentenceTransformerEmbedder(BaseEmbedder):
             )
         self._native: dict[tuple[Modality, ...], bool] = {}
         self._text_limit: int | None = None
+
+    # -- devices -------------------------------------------------------------------------------
+
+    @property
+    def devices(self) -> tuple[str, ...] | None:
+        """The devices the model encodes on (see ``devices=``), or ``None`` for its own device.
+
+        Settable between calls (``omniretrieve index --devices``): a running pool is stopped; two
+        or more devices start a new one on the next model call; one moves the model there.
+
+        Raises:
+            InvalidInputError: a name that is not a device, or several devices with
+                ``device_preprocessing=True``.
+        """
+        return self._devices
+
+    @devices.setter
+    def devices(self, value: str | Sequence[str] | None) -> None:
+        wanted = parse_devices(value)
+        if wanted is not None and len(wanted) > 1 and self._images.setting:
+            raise InvalidInputError(
+                f"devices={value!r}", "device_preprocessing runs in this process: use one device for it"
+            )
+        if self._pool is not None:
+            self._pool.close()
+        self._pool = None
+        self._images.reset(self._preprocessing)
+        if wanted is not None and len(wanted) == 1:
+            self._model.to(wanted[0])
+        elif wanted is not None:
+            self._images.setting = False  # each pool process runs the processor itself
+            self._pool = EncodePool(self._model, wanted)
+        self._devices = wanted
+
+    @property
+    def device_images(self) -> DeviceImages:
+        """The device preprocessing path: its probe's outcome (``.probe``) and time per stage (``.seconds``)."""
+        return self._images
+
+    def decode_spec(self) -> DecodeSpec:
+        """As :meth:`BaseEmbedder.decode_spec`; JPEG files come back undecoded when the GPU decodes them."""
+        spec = super().decode_spec()
+        if self._pool is None and self._images.jpeg_on_device():
+            return dataclasses.replace(spec, jpeg_passthrough=True)
+        return spec
+
+    def close_workers(self) -> None:
+        """Stop the decoding processes and the encoding pool, if any run (later calls restart them)."""
+        super().close_workers()
+        if self._pool is not None:
+            self._pool.close()
+
+    def close(self) -> None:
+        """Stop every process this embedder started (:meth:`close_workers`); it stays usable."""
+        self.close_workers()
+
+    def __enter__(self) -> SentenceTransformerEmbedder:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     # -- description ---------------------------------------------------------------------------
 
@@ -287,23 +388,30 @@ class SentenceTransformerEmbedder(BaseEmbedder):
     def _wrap_part(self, modality: Modality, value: Any) -> Any:
         if modality == "audio":
             return {"array": value, "sampling_rate": self.audio_sampling_rate}
+        if isinstance(value, EncodedJpeg):  # sent undecoded for the GPU, needed here as pixels
+            return decode_image(value.data, self.media.policy, value.name, self.image_min_side)
         return value
 
     def _encode(self, route: RouteKey, inputs: list[Any], role: Role) -> np.ndarray:
         import torch
 
+        if route == "image" and self._pool is None and self._images.active():
+            return self._images.encode(inputs)
         wrapped = [self._wrap(route, value) for value in inputs]
         encode: Callable[..., Any] = (
             self._model.encode_query if role == "query" else self._model.encode_document
         )
-        with torch.inference_mode():
-            out = encode(
-                wrapped,
-                batch_size=self.batch_size,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                normalize_embeddings=False,
-            )
+        options = {
+            "batch_size": self.batch_size,
+            "show_progress_bar": False,
+            "convert_to_numpy": True,
+            "normalize_embeddings": False,
+        }
+        if self._pool is not None:
+            out = self._pool.encode(encode, wrapped, **options)
+        else:
+            with torch.inference_mode():
+                out = encode(wrapped, **options)
         return np.asarray(out, dtype=np.float32)
 
 

@@ -51,6 +51,9 @@ class DecodeSpec:
         audio_sampling_rate: The rate audio is resampled to.
         video_num_frames: Frames sampled per video.
         video_frame_size: ``(height, width)`` of video frames, or ``None`` for their own size.
+        jpeg_passthrough: Send plain JPEG files back undecoded, checked from their header, as
+            :class:`~omniretrieve.media._gpu_decode.EncodedJpeg` (the model decodes them on its
+            CUDA device); other images are decoded here as usual.
     """
 
     policy: MediaPolicy
@@ -58,6 +61,7 @@ class DecodeSpec:
     audio_sampling_rate: int = 16_000
     video_num_frames: int = 8
     video_frame_size: tuple[int, int] | None = None
+    jpeg_passthrough: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,8 +86,10 @@ def decode(spec: DecodeSpec, kind: str, source: DecodableSource, name: str) -> A
     """Read and decode one media part (runs in a worker; also callable in-process).
 
     Returns:
-        An RGB PIL image (``kind="image"``), mono float32 samples at ``spec.audio_sampling_rate``
-        (``"audio"``), uint8 frames ``(F, H, W, 3)`` (``"video"``), or a :class:`DecodeFailure`.
+        An RGB PIL image (``kind="image"``; an :class:`~omniretrieve.media._gpu_decode.EncodedJpeg`
+        for a plain JPEG with ``spec.jpeg_passthrough``), mono float32 samples at
+        ``spec.audio_sampling_rate`` (``"audio"``), uint8 frames ``(F, H, W, 3)`` (``"video"``), or a
+        :class:`DecodeFailure`.
     """
     try:
         return _decode(spec, kind, source, name)
@@ -104,6 +110,12 @@ def _decode(spec: DecodeSpec, kind: str, source: DecodableSource, name: str) -> 
         loader = _LOADERS[spec.policy] = MediaLoader(spec.policy)
     data = loader._read(source, kind, name)
     if kind == "image":
+        if spec.jpeg_passthrough:
+            from omniretrieve.media._gpu_decode import passthrough
+
+            encoded = passthrough(data, spec.policy, name)
+            if encoded is not None:
+                return encoded
         return decode_image(data, spec.policy, name, spec.image_min_side)
     if kind == "audio":
         samples, rate = decode_audio(data, spec.policy, name)
