@@ -82,7 +82,24 @@ SCORE_SLACK = 1e-9
 """A bound must be below the k-th score by this much before the search stops."""
 
 FIRST_FETCH_MIN = 20
-"""The first fetch of a kind asks for ``max(2k, FIRST_FETCH_MIN)`` vectors."""
+"""Under ``"gap"`` the first fetch of a kind asks for ``max(2k, FIRST_FETCH_MIN)`` vectors
+(:func:`first_fetch_size`)."""
+
+
+def first_fetch_size(calibration: str, k: int) -> int:
+    """How many vectors :func:`top_k` first fetches of each kind (only the cost depends on it).
+
+    Under ``"none"`` and ``"rrf"`` (exact from raw cosines) ``k + 1``: the bound is then settled
+    in one round unless the ``k``-th and the ``(k + 1)``-th cosine of a kind are within
+    :data:`FETCH_SLACK`. Under ``"gap"`` (a looser bound, widened more often) ``max(2k,
+    FIRST_FETCH_MIN)``.
+
+    Args:
+        calibration: The calibration applied (``"auto"`` resolved).
+        k: The hits asked for.
+    """
+    return max(2 * k, FIRST_FETCH_MIN) if calibration == "gap" else k + 1
+
 
 _T = TypeVar("_T")
 
@@ -190,7 +207,7 @@ class _Kind:
         self.exhausted = len(self.ids) < n or n >= self.source.count
         unit = l2_normalize(self.vectors)
         self.probe_cos = unit @ self.probe
-        self.cosines = unit @ self.query
+        self.cosines = self.probe_cos if self.probe is self.query else unit @ self.query
 
     def last(self) -> float:
         """Upper bound of the probe cosine of every unfetched document."""
@@ -244,7 +261,7 @@ def top_k(
             ``None``: chosen here from the sources' samples (a cost per call the store should avoid).
         executor: If given, the fetches of one round (every kind's first fetch, then the kinds
             widened together) run concurrently on it; ``None``: one after the other.
-        first_fetch: The size of every kind's first fetch (default ``max(2k, FIRST_FETCH_MIN)``);
+        first_fetch: The size of every kind's first fetch (default :func:`first_fetch_size`);
             only the cost depends on it, never the result.
 
     Returns:
@@ -263,8 +280,9 @@ def top_k(
     q = l2_normalize(np.asarray(query, dtype=np.float64))
     cost.calibration = calibration
     probe = query_probe(q, calibration, stats, query_kind, query_parts, prior_count)
+    probe = q if np.array_equal(probe, q) else probe  # the same vector: score it once
     kinds = [_Kind(s, probe, q) for s in sources if s.count > 0]
-    first = max(2 * k, FIRST_FETCH_MIN) if first_fetch is None else max(int(first_fetch), 1)
+    first = first_fetch_size(calibration, k) if first_fetch is None else max(int(first_fetch), 1)
     _widen(kinds, [first] * len(kinds), cost, executor)
     cost.rounds = 1
     if calibration == "rrf":
@@ -402,5 +420,6 @@ __all__ = [
     "Fetch",
     "KindSource",
     "TopKCost",
+    "first_fetch_size",
     "top_k",
 ]

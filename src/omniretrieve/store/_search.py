@@ -3,12 +3,17 @@
 A search embeds the query and hands every kind's collection that holds documents to
 :func:`omniretrieve.topk.top_k` as a nearest-neighbour fetch (Chroma's ``query`` for the probe:
 the query itself, or centred on its kind's mean under ``"gap"``; with the
-``where`` filter, so a fetch returns the filtered kind's nearest). ``top_k`` fetches each kind's
-first ``max(2k, 20)`` (the kinds concurrently: Chroma releases the GIL), scores every fetched
-vector exactly in numpy, and widens the fetch of a kind, doubling it, until a bound proves that
-no unfetched document can enter the top ``k``: the hits are the ``k`` best by the documented score
-over the whole store (as exact as Chroma's index), and ``search(k)`` is the first ``k`` of
-``search(k2)`` for ``k < k2``. What does not depend on the query (each kind's sample, what
+``where`` filter, so a fetch returns the filtered kind's nearest). ``top_k`` first fetches each
+kind's ``k + 1`` nearest (``max(2k, 20)`` under ``"gap"``:
+:func:`omniretrieve.topk.first_fetch_size`; the kinds concurrently: Chroma releases the GIL),
+scores every fetched vector exactly in numpy, and widens the fetch of a kind, doubling it, until a
+bound proves that no unfetched document can enter the top ``k``: the hits are the ``k`` best by
+the documented score over the whole store (as exact as Chroma's index), and ``search(k)`` is the
+first ``k`` of ``search(k2)`` for ``k < k2``. A Chroma call costs mostly a fixed overhead, and
+reading records (metadata and text) costs more per result than reading vectors, so a kind's
+first fetch reads the records of what it returns in the same query, a widening fetch reads
+vectors only, and one read per kind completes the hits whose records are still missing. What
+does not depend on the query (each kind's sample, what
 ``"auto"`` applies, the bounds ``max d . mu``) is computed once per store state by
 :class:`omniretrieve.store._samples.Samples`. A reranker, when given, then reorders the best
 ``rerank_top_n`` hits. Searching one collection per kind, instead of filtering one collection by
@@ -27,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import numpy as np
 
-from omniretrieve.calibration import Calibration, ModalityStats, check_calibration
+from omniretrieve.calibration import Calibration, FusedHit, ModalityStats, check_calibration
 from omniretrieve.documents import KINDS, Kind, SearchHit, kind_of_modalities
 from omniretrieve.errors import InvalidInputError, OmniretrieveError, StoreError
 from omniretrieve.store._filters import chroma_where
@@ -45,19 +50,27 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CANDIDATES_MIN = FIRST_FETCH_MIN
-"""Each kind's first fetch holds at least this many candidates (:data:`omniretrieve.topk.FIRST_FETCH_MIN`).
+"""Under ``"gap"`` each kind's first fetch holds at least this many candidates
+(:data:`omniretrieve.topk.FIRST_FETCH_MIN`; ``k + 1`` under the other calibrations:
+:func:`omniretrieve.topk.first_fetch_size`).
 
 Only the cost depends on it: :func:`omniretrieve.topk.top_k` widens a kind's fetch until a bound
 proves that no unfetched document can enter the top ``k``."""
 
 CANDIDATES_FACTOR = 2
-"""... and at least this many times the number of hits asked for."""
+"""... and at least this many times the number of hits asked for (under ``"gap"``)."""
 
 DEFAULT_RERANK_TOP_N = 20
 """Fused candidates handed to a reranker when ``rerank_top_n`` is not given (at least ``k``)."""
 
-_Extras: TypeAlias = dict[str, tuple[Any, str]]
-"""id -> (metadata, text) of each fetched document of one kind."""
+_ATTEMPTS = 3
+"""Searches tried when hits are deleted between their fetch and the read of their records."""
+
+_Records: TypeAlias = dict[str, tuple[Any, str | None]]
+"""id -> (metadata, text) of the documents of one kind read during a search."""
+
+_TEXT_KINDS: tuple[Kind, ...] = ("text", "combined")
+"""The kinds whose records can hold a text (a document of any other kind has no text part)."""
 
 
 def query_kind(item: NormalizedItem) -> tuple[Kind, tuple[str, ...]]:
@@ -136,37 +149,59 @@ class Search:
         q = check_vector(vector, self.dimension, "query vector")
         cw = chroma_where(where)
         try:
-            stats = self.statistics.current()
-            jobs = self._jobs(stats, kinds)
-            if not jobs:
-                return []
-            state = self.samples.current(stats)
-            extras: dict[str, _Extras] = {kind: {} for kind, _, _ in jobs}
-            sources = [self._source(kind, col, count, cw, extras[kind], state) for kind, col, count in jobs]
-            cost = TopKCost()
-            hits = top_k(
-                q,
-                sources,
-                k,
-                calibration=calibration,
-                stats=stats,
-                query_kind=query_modality,
-                query_parts=parts,
-                prior_count=self.prior_count,
-                auto=state.auto,
-                executor=self._executor() if len(jobs) > 1 else None,
-                cost=cost,
-            )
-            self.last_cost = cost
-            for kind, col, _ in jobs:
-                _complete(col, [h.id for h in hits if h.kind == kind], extras[kind])
+            for _ in range(_ATTEMPTS):
+                found = self._attempt(q, k, query_modality, parts, calibration, cw, kinds)
+                if found is not None:
+                    return found
         except OmniretrieveError:
             raise
         except Exception as exc:
             raise StoreError(f"search failed in store {self.collections.describe()}: {exc}") from exc
+        raise StoreError(
+            f"search failed in store {self.collections.describe()}: documents it found were deleted "
+            f"before their records could be read, {_ATTEMPTS} times in a row; search again"
+        )
+
+    def _attempt(
+        self,
+        q: np.ndarray,
+        k: int,
+        query_modality: Kind,
+        parts: Sequence[str],
+        calibration: Calibration,
+        where: dict[str, Any] | None,
+        kinds: Sequence[Kind],
+    ) -> list[SearchHit] | None:
+        """One search: the hits, or ``None`` when a hit's record was deleted before it could be read."""
+        stats = self.statistics.current()
+        jobs = self._jobs(stats, kinds)
+        if not jobs:
+            return []
+        state = self.samples.current(stats)
+        records: dict[str, _Records] = {kind: {} for kind, _, _ in jobs}
+        sources = [self._source(kind, col, count, where, state, records[kind]) for kind, col, count in jobs]
+        executor = self._executor() if len(jobs) > 1 else None
+        cost = TopKCost()
+        hits = top_k(
+            q,
+            sources,
+            k,
+            calibration=calibration,
+            stats=stats,
+            query_kind=query_modality,
+            query_parts=parts,
+            prior_count=self.prior_count,
+            auto=state.auto,
+            executor=executor,
+            cost=cost,
+        )
+        self.last_cost = cost
+        _complete(jobs, hits, records, executor)
+        if any(h.id not in records[h.kind] for h in hits):
+            return None
         return [
             SearchHit(
-                document=self.records.document(h.id, *extras[h.kind][h.id]),
+                document=self.records.document(h.id, *records[h.kind][h.id]),
                 score=h.score,
                 cosine=h.cosine,
                 modality=cast(Kind, h.kind),
@@ -221,15 +256,18 @@ class Search:
         col: Any,
         count: int,
         where: dict[str, Any] | None,
-        extras: _Extras,
         state: StoreSamples,
+        records: _Records,
     ) -> KindSource:
         """One kind as :func:`top_k` fetches it.
 
         A small kind is fetched from its exact in-memory index (:mod:`._samples`; the ``where``
-        filter applied by one id query); any other from Chroma, each fetch stashing metadata and
-        texts in ``extras``. ``count`` (the kind's size) is an upper bound under a ``where`` filter:
-        a fetch that returns fewer than asked marks the kind exhausted.
+        filter applied by one id query); any other from Chroma. The kind's first fetch also reads
+        the metadata and text of what it returns into ``records`` (the hits are mostly among
+        them; in the same query they cost less than a read of their own), a widening fetch ids and
+        vectors only (:func:`_complete` reads what the hits lack). ``count`` (the kind's size) is
+        an upper bound under a ``where`` filter: a fetch that returns fewer than asked marks the
+        kind exhausted.
         """
         bound = state.max_dot_mean.get(kind)
         index = state.exact.get(kind)
@@ -240,19 +278,19 @@ class Search:
                 index = ArrayIndex([index.ids[n] for n in rows], index.vectors[rows])
             return KindSource(kind, len(index), index.fetch, max_dot_mean=bound)
 
+        first = [True]
+
         def fetch(probe: np.ndarray, n: int) -> tuple[list[str], np.ndarray]:
             n = min(n, count)
             if n <= 0:
                 return [], np.zeros((0, self.dimension), dtype=np.float32)
-            got = col.query(
-                query_embeddings=[probe],
-                n_results=n,
-                where=where,
-                include=["embeddings", "metadatas", "documents"],
-            )
+            inline, first[0] = first[0], False
+            include = ["embeddings", *_record_fields(kind)] if inline else ["embeddings"]
+            got = col.query(query_embeddings=[probe], n_results=n, where=where, include=include)
             ids = list(got["ids"][0])
             vectors = np.asarray(got["embeddings"][0], dtype=np.float32).reshape(len(ids), self.dimension)
-            extras.update(zip(ids, zip(got["metadatas"][0], got["documents"][0], strict=True), strict=True))
+            if inline:
+                _keep(records, ids, got["metadatas"][0], got["documents"] and got["documents"][0])
             return ids, vectors
 
         return KindSource(kind, count, fetch, max_dot_mean=bound)
@@ -266,12 +304,55 @@ class Search:
         return self._pool
 
 
-def _complete(col: Any, ids: list[str], extras: _Extras) -> None:
-    """Read the metadata and text of the hits ``extras`` lacks (those fetched from memory)."""
-    missing = [i for i in ids if i not in extras]
-    if missing:
-        got = col.get(ids=missing, include=["metadatas", "documents"])
-        extras.update(zip(got["ids"], zip(got["metadatas"], got["documents"], strict=True), strict=True))
+def _complete(
+    jobs: Sequence[tuple[Kind, Any, int]],
+    hits: Sequence[FusedHit],
+    records: Mapping[str, _Records],
+    executor: ThreadPoolExecutor | None,
+) -> None:
+    """Read the metadata and text of the hits ``records`` lacks.
+
+    One read per kind that lacks some (concurrently on ``executor``); a hit deleted since it was
+    found stays missing.
+    """
+    reads = []
+    for kind, col, _ in jobs:
+        missing = [h.id for h in hits if h.kind == kind and h.id not in records[kind]]
+        if missing:
+            reads.append((kind, records[kind], col, missing))
+    if executor is not None and len(reads) > 1:
+        futures = [executor.submit(_read, *read) for read in reads[1:]]
+        _read(*reads[0])
+        for future in futures:
+            future.result()
+    else:
+        for read in reads:
+            _read(*read)
+
+
+def _read(kind: Kind, records: _Records, col: Any, ids: list[str]) -> None:
+    """Add the (metadata, text) of the stored records of ``ids`` to ``records``."""
+    got = col.get(ids=ids, include=_record_fields(kind))
+    _keep(records, got["ids"], got["metadatas"], got["documents"])
+
+
+def _record_fields(kind: Kind) -> list[str]:
+    """What Chroma returns of a record of ``kind``: its metadata, and its text where it can have one.
+
+    Only a kind with a text part (``"text"``, ``"combined"``) keeps text in Chroma's document field
+    (:mod:`._records`); reading the empty field of the others costs as much as a text.
+    """
+    return ["metadatas", "documents"] if kind in _TEXT_KINDS else ["metadatas"]
+
+
+def _keep(
+    records: _Records, ids: Sequence[str], metadatas: Sequence[Any], texts: Sequence[str] | None
+) -> None:
+    """Add ``id -> (metadata, text)`` to ``records`` (``texts`` ``None``: no text read)."""
+    if texts is None:
+        records.update((i, (meta, None)) for i, meta in zip(ids, metadatas, strict=True))
+    else:
+        records.update(zip(ids, zip(metadatas, texts, strict=True), strict=True))
 
 
 def _check_kinds(query_modality: Any, modalities: Sequence[Any] | None) -> tuple[Kind, ...]:
