@@ -154,3 +154,33 @@ def test_concurrent_rounds_and_first_fetch_change_only_the_cost() -> None:
                     top_k(query, sources, 7, calibration=calibration, stats=stats, first_fetch=first) == plain
                 )
     assert any(name.startswith("topk-test") for name in threads)  # rounds ran on the pool
+
+
+def test_identical_documents_tie_by_id_wherever_the_index_returns_them() -> None:
+    """Twins (the same vector stored twice) tie, and the smaller id wins, whatever rows the index
+    returns them in: a matrix product rounds a row differently depending on its position among the
+    fetched rows (BLAS blocks rows: here one twin is the 8th of 9 rows, the other the 9th), which
+    used to let the larger id win and made ``search(k)`` differ from the first k of ``search(k + 1)``."""
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        query = l2_normalize(rng.normal(size=32))
+        vectors = rng.normal(size=(12, 32)) + 4 * query  # rows of decreasing cosine below
+        cos = l2_normalize(vectors) @ query
+        vectors = vectors[np.argsort(-cos)]
+        vectors[8] = vectors[7]  # twins at rows 7 and 8 of every fetch
+        ids = [f"d{i:02d}" for i in range(12)]
+        ids[7], ids[8] = "d08", "d07"  # the later row holds the smaller id
+
+        def fetch(
+            probe: np.ndarray, n: int, vectors: np.ndarray = vectors, ids: list[str] = ids
+        ) -> tuple[list[str], np.ndarray]:
+            return ids[:n], vectors[:n]  # already in cosine order (the twins in row order)
+
+        source = KindSource("text", len(ids), fetch)
+        for calibration in ("none", "gap"):
+            stats = ModalityStats(32)
+            stats.add("text", vectors)
+            for k in range(1, 12):
+                got = [h.id for h in top_k(query, [source], k, calibration=calibration, stats=stats)]
+                if "d08" in got:  # the larger id only ever comes right after the smaller one
+                    assert got[got.index("d08") - 1] == "d07", (seed, calibration, k, got)

@@ -97,9 +97,21 @@ def center(vectors: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
     return l2_normalize(arr if mean is None else arr - mean)
 
 
+def dot_rows(rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """The dot product of each row of ``rows`` with ``vector``, each row's a function of that row only.
+
+    A matrix product (``rows @ vector``) may round a row differently depending on where it sits in
+    the matrix (BLAS kernels block rows), so two identical documents could get scores a few ulps
+    apart, and which of them wins a tie would depend on which other documents were scored with
+    them: ``search(k)`` would then not be a prefix of ``search(k2)``. Scores that decide a ranking
+    are computed here instead: an element-wise product summed along each row.
+    """
+    return np.multiply(np.atleast_2d(rows), vector).sum(axis=-1)
+
+
 def cosine_scores(query: np.ndarray, docs: np.ndarray) -> np.ndarray:
-    """Cosine between one query vector and each row of ``docs``."""
-    return l2_normalize(np.atleast_2d(docs)) @ l2_normalize(np.asarray(query))
+    """Cosine between one query vector and each row of ``docs`` (row by row: :func:`dot_rows`)."""
+    return dot_rows(l2_normalize(np.atleast_2d(docs)), l2_normalize(np.asarray(query)))
 
 
 def gap_scores(
@@ -113,7 +125,7 @@ def gap_scores(
         query_mean: The mean of the query's kind (``None``: no centring).
         doc_mean: The mean of the documents' kind (``None``: no centring).
     """
-    return center(np.atleast_2d(docs), doc_mean) @ center(query, query_mean)
+    return dot_rows(center(np.atleast_2d(docs), doc_mean), center(query, query_mean))
 
 
 def rrf_scores(n: int, k: int = RRF_K) -> np.ndarray:
@@ -403,6 +415,7 @@ __all__ = [
     "auto_choice",
     "check_calibration",
     "cosine_scores",
+    "dot_rows",
     "fuse",
     "gap_scores",
     "gap_statistic",

@@ -62,6 +62,7 @@ from omniretrieve.calibration import (
     Calibration,
     FusedHit,
     ModalityStats,
+    dot_rows,
     gap_scores,
     l2_normalize,
     query_probe,
@@ -206,8 +207,8 @@ class _Kind:
         self.vectors = np.asarray(vectors, dtype=np.float64).reshape(len(self.ids), len(self.probe))
         self.exhausted = len(self.ids) < n or n >= self.source.count
         unit = l2_normalize(self.vectors)
-        self.probe_cos = unit @ self.probe
-        self.cosines = self.probe_cos if self.probe is self.query else unit @ self.query
+        self.probe_cos = dot_rows(unit, self.probe)  # row by row: ties stay ties whatever was fetched
+        self.cosines = self.probe_cos if self.probe is self.query else dot_rows(unit, self.query)
 
     def last(self) -> float:
         """Upper bound of the probe cosine of every unfetched document."""

@@ -282,3 +282,54 @@ def test_search_is_exact_and_a_prefix_of_every_larger_k(
                 assert longer[: len(shorter)] == shorter, calibration
             ref = _reference(store, kinds, query.astype(np.float64), 9, calibration, False)
             assert lists[2] == [h.id for h in ref], calibration
+
+
+def _twin_kind(
+    rng: np.random.Generator, query: np.ndarray, n: int
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """``n`` vectors whose cosines to ``query`` fall in steps: one document alone first, then pairs
+    of identical ones, so pairs sit across every boundary of a matrix product's row blocks."""
+    unit = query / np.linalg.norm(query)
+    cosines = np.linspace(0.95, 0.1, n // 2 + 1)
+    vectors = np.empty((n, len(query)), dtype=np.float32)
+    pairs: list[tuple[int, int]] = []
+    rows = rng.permutation(n)  # the row (id) of each rank: twins' ids come in either order
+    for rank in range(n):
+        step = (rank + 1) // 2
+        if rank % 2 == 0 and rank > 0:
+            vectors[rows[rank]] = vectors[rows[rank - 1]]
+            pairs.append((int(rows[rank - 1]), int(rows[rank])))
+            continue
+        noise = rng.normal(size=len(query))
+        noise -= (noise @ unit) * unit
+        noise /= np.linalg.norm(noise)
+        c = cosines[step]
+        vectors[rows[rank]] = c * unit + np.sqrt(1 - c * c) * noise
+    return vectors, pairs
+
+
+@pytest.mark.parametrize("exact_limit", [EXACT_LIMIT, 0])
+def test_identical_documents_tie_by_id_whatever_k(tmp_path: Path, exact_limit: int) -> None:
+    """Duplicates (the same caption twice, the same photo saved twice) get the same score, so a tie
+    goes to the smaller id for every k and calibration: a matrix product rounds identical rows
+    differently depending on where they sit among the fetched ones (BLAS blocks rows), which
+    flipped such ties between ``k`` and ``k + 1``."""
+    rng = np.random.default_rng(7)
+    query = rng.normal(size=32)
+    base: dict[str, np.ndarray] = {}
+    twins: list[tuple[str, str]] = []
+    for kind in ("text", "image"):
+        base[kind], pairs = _twin_kind(rng, query, 41)
+        twins += [(f"{kind}{min(p):03d}", f"{kind}{max(p):03d}") for p in pairs]
+    with _store(tmp_path / "twins", base, exact_limit=exact_limit) as store:
+        for calibration in CALIBRATIONS:
+            full = [h.id for h in store.search_vector(query, 60, calibration=calibration)]
+            for k in range(1, 60):
+                got = [h.id for h in store.search_vector(query, k, calibration=calibration)]
+                assert got == full[:k], (calibration, k)
+            if calibration == "rrf":  # twins share a score only within their kind's list
+                continue
+            ranks = {doc_id: n for n, doc_id in enumerate(full)}
+            for first, second in twins:
+                if first in ranks and second in ranks:
+                    assert ranks[first] < ranks[second], (calibration, first, second)
