@@ -87,7 +87,14 @@ EMBEDDING_NAMES = [
     "register_embedder_scheme",
     "split_revision",
 ]
-RERANK_NAMES = ["CrossEncoderReranker", "RerankResult", "Reranker", "UnsupportedPolicy", "load_reranker"]
+RERANK_NAMES = [
+    "CrossEncoderReranker",
+    "RerankResult",
+    "Reranker",
+    "UnsupportedPolicy",
+    "load_reranker",
+    "rerank_candidates",
+]
 
 
 def test_all_is_pinned_exactly_and_every_name_resolves() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -39,6 +41,22 @@ def _text_outputs(cell: nbformat.NotebookNode) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
+def _cards(shown: str) -> list[tuple[str, str]]:
+    """``(modality, what)`` of each result card the notebook drew: a text, or a picture's file name."""
+    cards = re.findall(r"<b>(\w+)</b> -?\d+\.\d+<br>(.*?)</div>", shown, re.S)
+    return [(modality, html.unescape(re.sub(r"<[^>]+>", "", body)).strip()) for modality, body in cards]
+
+
+def _scene_of() -> dict[str, Any]:
+    """The scene each file of the notebook's folder shows or names: by picture file name and by caption."""
+    from omniretrieve.demo import make_world
+
+    world = make_world(seed=0)  # the notebook's folder
+    scenes: dict[str, Any] = {f"{d.id}.png": d.scene for d in world.docs if d.image is not None}
+    scenes.update({d.text.strip(): d.scene for d in world.docs if d.text is not None and d.scene is not None})
+    return scenes
+
+
 @pytest.mark.slow
 def test_notebook_executes_and_shows_images(kernel_name: str, tmp_path: Path) -> None:
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -62,10 +80,22 @@ def test_notebook_executes_and_shows_images(kernel_name: str, tmp_path: Path) ->
     assert re.findall(r"<b>(\w+)</b>", raw) == ["text"] * 4
     assert calibrated.count('src="data:image/png;base64,') >= 1
 
-    # The RAG chain handed pictures and texts to the (stand-in) chat model.
-    answer = re.search(r"I was shown (\d+) pictures and these texts: (.+)", everything)
-    assert answer is not None and int(answer.group(1)) >= 1
-    assert "blue cross" in answer.group(2)
+    # The reranked top 4 answer the question: each shows or names a blue cross (the demo world
+    # tells each picture's and caption's scene), and the blue cross in the bottom left is among them.
+    # Pictures, captions or both: which of them the reranker keeps is its own business.
+    reranked = _cards(
+        "".join(_html_outputs(next(c for c in code_cells if "reranked_retriever.invoke" in c.source)))
+    )
+    scenes = [_scene_of().get(what) for _, what in reranked]
+    assert len(reranked) == 4, reranked
+    assert all(s is not None and (s.color, s.shape) == ("blue", "cross") for s in scenes), reranked
+    assert any(s is not None and s.position == "bottom left" for s in scenes), reranked
+
+    # The RAG chain handed those pictures and texts to the (stand-in) chat model.
+    answer = re.search(r"I was shown (\d+) pictures and (\d+) texts", everything)
+    assert answer is not None
+    assert int(answer.group(1)) == sum(modality == "image" for modality, _ in reranked)
+    assert int(answer.group(2)) == sum(modality == "text" for modality, _ in reranked)
 
     # The image query shows the query and four picture results, all inline.
     image_cell = code_cells[-1]

@@ -16,8 +16,9 @@ The store's id is ``Document.id``. Search results from
 :class:`~langchain_omniretrieve.OmniretrieveRetriever`, which has no other place for scores, also
 carry ``score`` (calibrated, what the list is ordered by), ``raw_score`` (the cosine) and
 ``rerank_score`` when the store reranked them; the vector store returns scores beside the documents
-(``similarity_search_with_score``). :class:`~langchain_omniretrieve.OmniretrieveReranker` sets
-``relevance_score`` (and ``rerank_error`` for a document it could not score).
+(``similarity_search_with_score``). :class:`~langchain_omniretrieve.OmniretrieveReranker` reads
+``score`` as the first stage's score (:func:`first_stage_score`) and sets ``relevance_score`` (and
+``rerank_error`` for a document it could not score).
 
 A media-only document's ``page_content`` is its media reference; a text or combined document's
 ``page_content`` is its text.
@@ -182,6 +183,19 @@ def hit_to_langchain(hit: SearchHit) -> Document:
     if hit.rerank_score is not None:
         extra["rerank_score"] = float(hit.rerank_score)
     return to_langchain(hit.document, extra)
+
+
+FIRST_STAGE_SCORE_KEY = "score"
+"""The metadata key :class:`~langchain_omniretrieve.OmniretrieveReranker` reads a document's
+first-stage score from: where :func:`hit_to_langchain` (and so the retriever) puts it."""
+
+
+def first_stage_score(document: Document) -> float | None:
+    """The first stage's score of a retrieved document (``metadata["score"]``), if it is a number."""
+    value = (document.metadata or {}).get(FIRST_STAGE_SCORE_KEY)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
 
 
 def from_langchain(document: Document) -> tuple[ItemInput, dict[str, Any]]:

@@ -9,10 +9,11 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from omniretrieve import InvalidInputError, Reranker
+from omniretrieve.rerank import rerank_candidates
 from omniretrieve.types import NormalizedItem
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from langchain_omniretrieve._convert import document_item, query_item
+from langchain_omniretrieve._convert import document_item, first_stage_score, query_item
 from langchain_omniretrieve._options import media_loader, translate_media_options
 
 
@@ -73,6 +74,15 @@ class OmniretrieveReranker(BaseDocumentCompressor):
     Each returned document is a copy with ``metadata["relevance_score"]`` set to the reranker's
     score, best first. A document the reranker could not score (its image would not load, say)
     comes after the scored ones with ``relevance_score`` ``-inf`` and ``rerank_error`` saying why.
+
+    First-stage scores: a reranker that fuses its scores with the first stage's (an omniretrieve
+    ``CrossEncoderReranker`` whose ``first_stage_weight`` is above 0, as the demo reranker's is by
+    default: ``load_reranker("demo")``) is given each document's ``metadata["score"]`` as its
+    first-stage score, as ``omniretrieve.Store.search`` gives its own, and ``relevance_score`` is
+    the fused score. ``OmniretrieveRetriever`` puts its calibrated score there. When a document to
+    rerank has no numeric ``score`` (documents from ``OmniretrieveVectorStore.as_retriever()`` or
+    other retrievers carry none), that call ranks by the reranker alone. For the reranker alone
+    every time, give it ``first_stage_weight=0.0`` (``load_reranker("demo", first_stage_weight=0.0)``).
     """
 
     model: str | None = Field(
@@ -172,7 +182,8 @@ class OmniretrieveReranker(BaseDocumentCompressor):
                 positions.append(index)
             except InvalidInputError as exc:
                 unreadable.append((index, exc))
-        results = self._reranker.rerank(query_input, items, top_n=None) if items else []
+        first_stage = [first_stage_score(documents[index]) for index in positions]
+        results = rerank_candidates(self._reranker, query_input, items, first_stage) if items else []
         ranked = [(positions[r.index], r.score, r.error) for r in results]
         ranked += [(index, -math.inf, error) for index, error in unreadable]
         out: list[Document] = []

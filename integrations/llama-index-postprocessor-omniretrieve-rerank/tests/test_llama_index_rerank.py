@@ -125,19 +125,54 @@ def test_real_multimodal_reranker_orders_by_its_own_scores(mixed_folder: Path, c
     out = OmniretrieveRerank(reranker=ce_reranker).postprocess_nodes(nodes, query_str="a red circle")
     assert len(out) == len(nodes) and all(isinstance(n.score, float) for n in out)
     # The reranker's own scores for the same content, computed without the adapter.
-    content = [
-        Text("the weather is sunny"),
-        Image(image_path(mixed_folder, 0)),
-        Text("a red circle in the top left"),
-        Image(image_path(mixed_folder, 1)),
-        Combined(text="red square", image=Image(image_path(mixed_folder, 3))),
-    ]
+    content = _content(mixed_folder)
     own = {r.index: r.score for r in ce_reranker.rerank("a red circle", content)}
     by_id = {n.node.node_id: i for i, n in enumerate(nodes)}
     got = [(n.node.node_id, n.score) for n in out]
     assert [s for _, s in got] == pytest.approx([own[by_id[i]] for i, _ in got], abs=1e-5)
     assert [by_id[i] for i, _ in got] == sorted(own, key=lambda i: -own[i])
     assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+
+
+def _content(folder: Path) -> list[Text | Image | Combined]:
+    """What the reranker reads of :func:`mixed_nodes`, in the same order."""
+    return [
+        Text("the weather is sunny"),
+        Image(image_path(folder, 0)),
+        Text("a red circle in the top left"),
+        Image(image_path(folder, 1)),
+        Combined(text="red square", image=Image(image_path(folder, 3))),
+    ]
+
+
+def test_a_fusing_reranker_gets_the_nodes_scores_as_first_stage_scores(
+    mixed_folder: Path, reranker_path: Path
+) -> None:
+    """The postprocessor gives what ``Store.search`` gives: the core's fused order and scores."""
+    from omniretrieve.rerank import CrossEncoderReranker
+
+    fusing = CrossEncoderReranker(reranker_path, device="cpu", first_stage_weight=0.9)
+    content = _content(mixed_folder)
+    alone = [r.index for r in fusing.rerank("a red circle", content)]
+    # First-stage scores in the reverse of the reranker's own order: at weight 0.9 they decide.
+    first_stage = [0.0] * len(content)
+    for rank, index in enumerate(alone):
+        first_stage[index] = 0.5 + 0.1 * rank
+    nodes = [
+        NodeWithScore(node=n.node, score=s)
+        for n, s in zip(mixed_nodes(mixed_folder), first_stage, strict=True)
+    ]
+    fused = fusing.rerank("a red circle", content, first_stage_scores=first_stage)
+    assert [r.index for r in fused] != alone  # fusion changes the order: the test can tell
+
+    out = OmniretrieveRerank(reranker=fusing).postprocess_nodes(nodes, query_str="a red circle")
+    assert [n.node.node_id for n in out] == [nodes[r.index].node.node_id for r in fused]
+    assert [n.score for n in out] == pytest.approx([r.score for r in fused], abs=1e-5)
+
+    # One node without a retrieval score: this call ranks by the reranker alone.
+    nodes[2] = NodeWithScore(node=nodes[2].node, score=None)
+    out = OmniretrieveRerank(reranker=fusing).postprocess_nodes(nodes, query_str="a red circle")
+    assert [n.node.node_id for n in out] == [nodes[i].node.node_id for i in alone]
 
 
 def test_image_query_from_the_bundle(mixed_folder: Path, ce_reranker: Any) -> None:

@@ -24,8 +24,12 @@ remembers its model's id (``omniretrieve/demo-clip`` for the demo model, whereve
 commands on an existing store load that model unless ``--model`` says otherwise, and ``info`` reads a
 store without loading any model.
 
-Rerankers (``--reranker``): any sentence-transformers ``CrossEncoder`` id or local directory (a text
-cross-encoder, or a multimodal yes/no reranker).
+Rerankers (``--reranker``): ``demo`` (the tiny multimodal reranker shipped inside the package), or
+any sentence-transformers ``CrossEncoder`` id or local directory (a text cross-encoder, or a
+multimodal yes/no reranker). A reranker fuses its scores with the first stage's at its own default
+weight (:class:`~omniretrieve.rerank.CrossEncoderReranker`'s ``first_stage_weight``): the demo
+reranker's, chosen on validation queries; a local directory's ``omniretrieve_reranker.json``; else 0,
+the reranker alone.
 
 Stores: ``--store PATH`` (an embedded Chroma directory, default ``./omniretrieve-store``; one
 writing process at a time) or ``--chroma-host/--chroma-port`` (a Chroma server started with

@@ -78,7 +78,9 @@ RerankerOpt = Annotated[
     str | None,
     typer.Option(
         "--reranker",
-        help="Reranker: a sentence-transformers CrossEncoder id (ID@REVISION pins a revision) or local directory.",
+        help="Reranker: 'demo' (shipped, offline), a sentence-transformers CrossEncoder id (ID@REVISION pins a "
+        "revision) or local directory. It fuses its scores with the first stage's at its own default weight "
+        "(the demo reranker's, or a directory's omniretrieve_reranker.json; else 0: the reranker alone).",
     ),
 ]
 StoreOpt = Annotated[

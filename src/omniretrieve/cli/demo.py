@@ -5,9 +5,11 @@ the judged queries are read and run through :mod:`omniretrieve.evaluation`, as `
 Two splits: the easy one-object world, and the hard two-object world
 (:mod:`omniretrieve.demo.hard_world`) where the bi-encoder confuses "a red circle left of a blue
 square" with its colors or sides swapped. Each is searched raw, calibrated, and calibrated +
-reranked by the demo reranker shipped in the package, its scores fused with the first stage's
-(``first_stage_weight``, :data:`omniretrieve.demo.rerank_eval.DEMO_FIRST_STAGE_WEIGHT`);
-``--reranker`` picks another, used alone.
+reranked by the demo reranker shipped in the package, its scores fused with the first stage's at
+the weight it carries (``first_stage_weight``, chosen on validation queries and recorded in its
+folder; the figures are in ``benchmarks/results/rerank.json``). ``--reranker`` picks another, which
+fuses at its own default weight: the one a local directory records in
+``omniretrieve_reranker.json``, else 0 (the reranker alone).
 """
 
 from __future__ import annotations
@@ -230,7 +232,6 @@ def demo(
     from omniretrieve.demo.hard_world import make_hard_world
     from omniretrieve.demo.world import make_world
     from omniretrieve.evaluation import load_judged_queries
-    from omniretrieve.rerank import CrossEncoderReranker
 
     out, err = _render.console(), _render.console(stderr=True)
     with errors(err):
@@ -248,11 +249,7 @@ def demo(
             queries=len(world.queries),
             world_dir=world_dir,
         )
-        rr = load_reranker(reranker or DEFAULT_RERANKER)
-        if reranker is None and isinstance(rr, CrossEncoderReranker):
-            from omniretrieve.demo.rerank_eval import DEMO_FIRST_STAGE_WEIGHT
-
-            rr.first_stage_weight = DEMO_FIRST_STAGE_WEIGHT  # the demo reranker is meant to be fused
+        rr = load_reranker(reranker or DEFAULT_RERANKER)  # fuses at its own weight (0: alone)
         files, _, ignored = collect_files([world_dir / "corpus"])
         judged = load_judged_queries(world_dir)
         with open_store(target, model, err=err) as store:

@@ -20,6 +20,9 @@ its confusers; a cross-encoder reading query and picture together can tell them 
 * :func:`split_bags`: 20% of the 90 bags are held out, deterministically; the reranker never sees
   a held-out bag (neither its pictures nor its texts), so held-out queries ask for new attribute
   combinations. The demo CLIP saw no two-object scene at all.
+* :func:`split_reranker_bags`: 10% of the bags, taken from the training ones, are the reranker's
+  validation bags: it does not train on them, and its fusion weight is chosen on them
+  (:mod:`omniretrieve.demo.rerank_eval`), never on the held-out bags.
 
 Judgments: grade 2 for a document of exactly the query's scene (its picture and its caption);
 every other document, confusers included, is not relevant.
@@ -70,6 +73,10 @@ HARD_SPLIT_SEED = 0
 HARD_HELDOUT_FRACTION = 0.2
 """The fraction of bags held out from the reranker's training."""
 
+HARD_VALIDATION_FRACTION = 0.1
+"""The fraction of all bags the reranker keeps out of its training to validate on
+(:func:`split_reranker_bags`): taken from the training bags, never from the held-out ones."""
+
 # (first-object relation, second-object relation) words per layout: "A left of B" == "B right of A".
 _RELATIONS: dict[Layout, tuple[str, str]] = {
     "horizontal": ("left of", "right of"),
@@ -114,7 +121,9 @@ _CENTERS: dict[Layout, tuple[tuple[float, float], tuple[float, float]]] = {
     "vertical": ((32.0, 17.0), (32.0, 47.0)),
 }
 
-_STREAM_SPLIT, _STREAM_DOC, _STREAM_QUERY, _STREAM_DISTRACTOR, _STREAM_ORDER = range(100, 105)
+_STREAM_SPLIT, _STREAM_DOC, _STREAM_QUERY, _STREAM_DISTRACTOR, _STREAM_ORDER, _STREAM_VALIDATION = range(
+    100, 106
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -245,8 +254,39 @@ def split_bags(
         order = rng.permutation(len(bags))
         heldout = {bags[i] for i in order[:n_heldout]}
         train = [b for b in bags if b not in heldout]
-        if {b[0] for b in train} == {b[0] for b in bags} and {b[1] for b in train} == {b[1] for b in bags}:
+        if _covers(train):
             return tuple(train), tuple(b for b in bags if b in heldout)
+
+
+def _covers(bags: Sequence[Bag]) -> bool:
+    """Whether ``bags`` hold every color pair and every shape pair of the world."""
+    every = all_bags()
+    return {b[0] for b in bags} == {b[0] for b in every} and {b[1] for b in bags} == {b[1] for b in every}
+
+
+def split_reranker_bags(
+    split_seed: int = HARD_SPLIT_SEED, validation_fraction: float = HARD_VALIDATION_FRACTION
+) -> tuple[tuple[Bag, ...], tuple[Bag, ...], tuple[Bag, ...]]:
+    """The reranker's split of bags: (training bags, validation bags, held-out bags).
+
+    The held-out bags are :func:`split_bags`' (the test bags, unchanged); the validation bags are
+    drawn, deterministically by seed, from its training bags, and the reranker trains on the
+    rest. Every color pair and shape pair keeps a training bag.
+
+    Raises:
+        InvalidInputError: ``validation_fraction`` is outside [0, 0.5].
+    """
+    if not 0.0 <= validation_fraction <= 0.5:
+        raise InvalidInputError("validation_fraction", f"{validation_fraction} is outside [0, 0.5]")
+    pool, heldout = split_bags(split_seed)
+    n_validation = round(len(all_bags()) * validation_fraction)
+    rng = np.random.default_rng([split_seed, _STREAM_VALIDATION])
+    while True:
+        order = rng.permutation(len(pool))
+        validation = {pool[i] for i in order[:n_validation]}
+        train = tuple(b for b in pool if b not in validation)
+        if _covers(train):
+            return train, tuple(b for b in pool if b in validation), heldout
 
 
 def _judge(scene: PairScene, candidates: Sequence[DemoDoc]) -> dict[str, int]:
@@ -279,7 +319,8 @@ def make_hard_world(
 
     Returns:
         A :class:`~omniretrieve.demo.world.DemoWorld` whose scenes are :class:`PairScene` s
-        (``train_scenes`` / ``heldout_scenes``: the scenes of the training / held-out bags).
+        (``train_scenes`` / ``heldout_scenes``: the scenes of :func:`split_bags`' training / held-out
+        bags; its training bags include the reranker's validation bags).
 
     Raises:
         InvalidInputError: A count is negative or no bag is given.
@@ -351,6 +392,7 @@ __all__ = [
     "HARD_GROUPS",
     "HARD_HELDOUT_FRACTION",
     "HARD_SPLIT_SEED",
+    "HARD_VALIDATION_FRACTION",
     "LAYOUTS",
     "QUERY_TEMPLATES",
     "Bag",
@@ -361,4 +403,5 @@ __all__ = [
     "bag_scenes",
     "make_hard_world",
     "split_bags",
+    "split_reranker_bags",
 ]

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
     from transformers import PreTrainedTokenizerFast
 
+    from omniretrieve.demo.train_reranker import RerankerTrainConfig
+
 QUERY_HEADER = "<|query|>"
 DOCUMENT_HEADER = "<|document|>"
 SCORE_SUFFIX = "<|relevant|>"
@@ -202,6 +204,69 @@ def parameter_count(cross_encoder: Any, names: Sequence[str] = ()) -> int:
     return sum(p.numel() for n, p in model.named_parameters() if not names or n.startswith(tuple(names)))
 
 
+def _vision_parts(transformers: Any) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """The shipped demo CLIP's vision config, vision-tower weights and image processor."""
+    from omniretrieve.demo.loading import model_path
+
+    path = model_path()
+    clip = transformers.CLIPModel.from_pretrained(str(path), local_files_only=True)
+    vc = clip.config.vision_config
+    keys = (
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "image_size",
+        "patch_size",
+    )
+    config = {k: getattr(vc, k) for k in keys} | {
+        "hidden_act": vc.hidden_act,
+        "layer_norm_eps": vc.layer_norm_eps,
+    }
+    state = dict(clip.vision_model.state_dict())
+    processor = transformers.CLIPImageProcessor.from_pretrained(str(path), local_files_only=True)
+    return config, state, processor
+
+
+def build_reranker(config: RerankerTrainConfig, scratch: Path) -> Any:
+    """The untrained reranker of ``config``: tokenizer, LLaVA with the demo CLIP's vision tower.
+
+    The vision tower is frozen but for its last ``config.trained_vision_layers`` layers.
+    """
+    transformers = require("transformers", extra=None, purpose="training the demo reranker")
+    from omniretrieve.demo.train import build_tokenizer
+    from omniretrieve.demo.train_reranker import tokenizer_texts
+
+    tokenizer = prepare_tokenizer(build_tokenizer(1000, texts=tokenizer_texts()))
+    vision_config, vision_state, image_processor = _vision_parts(transformers)
+    cross_encoder = build_llava_cross_encoder(
+        scratch,
+        tokenizer,
+        vision_config=vision_config,
+        vision_state=vision_state,
+        image_processor=image_processor,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        seed=config.seed,
+        init_range=config.init_range,
+        vision_feature_layer=list(config.vision_layers)
+        if len(config.vision_layers) > 1
+        else config.vision_layers[0],
+        vision_feature_select_strategy=config.vision_strategy,
+    )
+    tower = inner_model(cross_encoder).model.vision_tower
+    for p in tower.parameters():
+        p.requires_grad_(False)
+    layers = tower.encoder.layers
+    for layer in (
+        list(layers)[len(layers) - config.trained_vision_layers :] if config.trained_vision_layers else []
+    ):
+        for p in layer.parameters():
+            p.requires_grad_(True)
+    return cross_encoder
+
+
 __all__ = [
     "CHAT_TEMPLATE",
     "DOCUMENT_HEADER",
@@ -210,6 +275,7 @@ __all__ = [
     "QUERY_HEADER",
     "SCORE_SUFFIX",
     "build_llava_cross_encoder",
+    "build_reranker",
     "inner_model",
     "parameter_count",
     "prepare_tokenizer",

@@ -22,8 +22,17 @@ Recipe (:func:`train_reranker`):
    of ~0.82, ``benchmarks/rerank.py``); mixed lists may hold a distractor text naming the query's
    words;
 4. only training scenes: the easy world's training scenes (the demo CLIP's split) and the hard
-   world's training bags (:func:`omniretrieve.demo.hard_world.split_bags`); held-out scenes and
-   bags never appear.
+   world's training bags, less the reranker's validation scenes and bags
+   (:func:`omniretrieve.demo.world.split_reranker_scenes`,
+   :func:`omniretrieve.demo.hard_world.split_reranker_bags`); held-out (test) scenes and bags
+   never appear, and validation ones do not either;
+5. the fusion weight (:func:`~omniretrieve.demo.rerank_eval.validate_fusion`): after training, the
+   first-stage weight is chosen on the validation splits only, by the fixed rule
+   :data:`~omniretrieve.demo.rerank_eval.WEIGHT_RULE`, and saved as ``"first_stage_weight"`` in
+   ``omniretrieve_reranker.json`` (with the validation figures): ``load_reranker("demo")`` uses it;
+6. the recipe itself (:data:`RECIPES`, ``--recipe NAME``) was chosen among a few candidates on the
+   validation splits only (:data:`RECIPE_RULE`); ``--add-selection`` records the comparison in
+   the reranker's metadata and card.
 
 Its measured effect is in ``benchmarks/results/rerank.json`` (``benchmarks/rerank.py``).
 """
@@ -37,7 +46,7 @@ import math
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +54,8 @@ import numpy as np
 
 from omniretrieve.demo import hard_world as hw
 from omniretrieve.demo import world as ew
-from omniretrieve.demo.reranker_card import RERANKER_META_FILE, reranker_card
+from omniretrieve.demo.reranker_build import build_reranker
+from omniretrieve.demo.reranker_card import RERANKER_META_FILE, record_selection, reranker_card
 from omniretrieve.errors import InvalidInputError, require
 
 if TYPE_CHECKING:
@@ -84,6 +94,10 @@ class RerankerTrainConfig:
             naming the query's words).
         easy_first_steps: A curriculum: the first this many steps draw easy (one-object) lists
             only; ``hard_fraction`` applies after them.
+        hard_other_negatives: Places a hard list keeps for negatives outside the query's bag
+            (up to two scenes sharing one object, a distractor text, unrelated scenes); the
+            other places go to the bag's confusers (colours swapped, sides swapped, the other
+            layout), all 7 of them when the list has room.
     """
 
     seed: int = 0
@@ -104,6 +118,7 @@ class RerankerTrainConfig:
     trained_vision_layers: int = 0
     distractor_fraction: float = 0.5
     easy_first_steps: int = 1500
+    hard_other_negatives: int = 4
 
     def __post_init__(self) -> None:
         for name in (
@@ -114,6 +129,7 @@ class RerankerTrainConfig:
             "num_layers",
             "num_heads",
             "threads",
+            "hard_other_negatives",
         ):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"RerankerTrainConfig.{name}", f"{getattr(self, name)} is below 1")
@@ -130,6 +146,78 @@ class RerankerTrainConfig:
                 )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InvalidInputError("RerankerTrainConfig.lr", f"{self.lr} must be a finite number > 0")
+
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "last-layer": {
+        "vision_layers": (-1,),
+        "trained_vision_layers": 0,
+        "steps": 4500,
+        "hard_fraction": 0.6,
+        "hard_other_negatives": 4,
+    },
+    "penultimate-layer": {
+        "vision_layers": (-2,),
+        "trained_vision_layers": 0,
+        "steps": 4500,
+        "hard_fraction": 0.6,
+        "hard_other_negatives": 4,
+    },
+    "tuned-last-layer": {
+        "vision_layers": (-1,),
+        "trained_vision_layers": 1,
+        "steps": 4500,
+        "hard_fraction": 0.6,
+        "hard_other_negatives": 4,
+    },
+    "binding-lists": {
+        "vision_layers": (-1,),
+        "trained_vision_layers": 0,
+        "steps": 4500,
+        "hard_fraction": 0.8,
+        "hard_other_negatives": 1,
+    },
+}
+"""The candidate recipes the shipped one was chosen from, by :data:`RECIPE_RULE` on validation
+only (``--recipe NAME`` trains one; ``--add-selection`` records the comparison in the card). Each
+sets these fields of :class:`RerankerTrainConfig`; the others keep their defaults.
+
+* ``last-layer``: the demo CLIP's last-layer patch tokens, vision tower frozen;
+* ``penultimate-layer``: the patch tokens after its first layer (as LLaVA reads CLIP's
+  penultimate layer: the last layer's patch outputs are never trained by CLIP, which pools its
+  class token only);
+* ``tuned-last-layer``: the last-layer tokens, that layer trained with the cross-encoder, so it
+  can bind colour and shape per place;
+* ``binding-lists``: the vision tokens of the best of the three above on validation
+  (``last-layer``), more hard lists (80% after the curriculum), and every hard list holding all 7
+  confusers of its bag (colours swapped, sides swapped, the other layout): the most binding
+  signal per step."""
+
+SHIPPED_RECIPE = "last-layer"
+"""The recipe :class:`RerankerTrainConfig`'s defaults reproduce (chosen by :data:`RECIPE_RULE`)."""
+
+RECIPE_RULE = (
+    "the candidate with the highest mean validation nDCG@10 over the easy and the hard validation "
+    "split, each at its own first-stage weight chosen on validation (WEIGHT_RULE); ties go to the "
+    "earlier candidate; the test splits are measured once, for the chosen recipe only"
+)
+"""How the shipped recipe was chosen among :data:`RECIPES`, in words."""
+
+
+def recipe_config(name: str, **overrides: Any) -> RerankerTrainConfig:
+    """The training settings of the candidate recipe ``name`` (:data:`RECIPES`), with ``overrides``.
+
+    Raises:
+        InvalidInputError: ``name`` is not a recipe.
+    """
+    if name not in RECIPES:
+        raise InvalidInputError("recipe", f"{name!r} is not one of {sorted(RECIPES)}")
+    return replace(RerankerTrainConfig(), **(RECIPES[name] | overrides))
+
+
+def recipe_name(config: RerankerTrainConfig) -> str | None:
+    """The name of the recipe (:data:`RECIPES`) ``config`` is, or None."""
+    return next((name for name in RECIPES if recipe_config(name) == config), None)
 
 
 def tokenizer_texts() -> list[str]:
@@ -150,9 +238,8 @@ class _Data:
 
     def __init__(self, config: RerankerTrainConfig) -> None:
         self.config = config
-        self.easy_scenes = list(ew.split_scenes()[0])
-        train_bags, _ = hw.split_bags()
-        self.bags = list(train_bags)
+        self.easy_scenes = list(ew.split_reranker_scenes()[0])
+        self.bags = list(hw.split_reranker_bags()[0])
         self.renders: dict[Any, list[PILImage]] = {}
         scenes: list[Any] = self.easy_scenes + [s for bag in self.bags for s in hw.bag_scenes(bag)]
         for i, scene in enumerate(scenes):
@@ -198,11 +285,14 @@ class _Data:
         if target == "mixed" and self.rng.random() < 0.5:
             first = positives[0][0]
             positives.append((self._image(scene) if isinstance(first, dict) else self._caption(scene), 2))
-        n_mates = max(0, min(len(mates), size - len(positives) - 4))
+        others = self.config.hard_other_negatives
+        n_mates = max(0, min(len(mates), size - len(positives) - others))
         picked = [mates[i] for i in self.rng.permutation(len(mates))[:n_mates]]
         negatives = [(self._doc(s, target), 0) for s in picked]
-        negatives += [(self._doc(self._neighbour(scene), target), 0) for _ in range(2)]
-        if target == "mixed" and self.rng.random() < self.config.distractor_fraction:
+        n_neighbours = min(2, size - len(positives) - len(negatives))
+        negatives += [(self._doc(self._neighbour(scene), target), 0) for _ in range(n_neighbours)]
+        room = len(positives) + len(negatives) < size
+        if target == "mixed" and room and self.rng.random() < self.config.distractor_fraction:
             template = hw.DISTRACTOR_TEMPLATES[int(self.rng.integers(len(hw.DISTRACTOR_TEMPLATES)))]
             negatives.append(({"text": template.format(a=scene.first.name, b=scene.second.name)}, 0))
         while len(positives) + len(negatives) < size:
@@ -272,66 +362,6 @@ class _Data:
         ]
 
 
-def _vision_parts(transformers: Any) -> tuple[dict[str, Any], dict[str, Any], Any]:
-    """The shipped demo CLIP's vision config, vision-tower weights and image processor."""
-    from omniretrieve.demo.loading import model_path
-
-    path = model_path()
-    clip = transformers.CLIPModel.from_pretrained(str(path), local_files_only=True)
-    vc = clip.config.vision_config
-    keys = (
-        "hidden_size",
-        "intermediate_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-        "image_size",
-        "patch_size",
-    )
-    config = {k: getattr(vc, k) for k in keys} | {
-        "hidden_act": vc.hidden_act,
-        "layer_norm_eps": vc.layer_norm_eps,
-    }
-    state = dict(clip.vision_model.state_dict())
-    processor = transformers.CLIPImageProcessor.from_pretrained(str(path), local_files_only=True)
-    return config, state, processor
-
-
-def build_reranker(config: RerankerTrainConfig, scratch: Path) -> Any:
-    """The untrained reranker: tokenizer, LLaVA with the demo CLIP's (frozen) vision tower."""
-    transformers = require("transformers", extra=None, purpose="training the demo reranker")
-    from omniretrieve.demo.reranker_build import build_llava_cross_encoder, inner_model, prepare_tokenizer
-    from omniretrieve.demo.train import build_tokenizer
-
-    tokenizer = prepare_tokenizer(build_tokenizer(1000, texts=tokenizer_texts()))
-    vision_config, vision_state, image_processor = _vision_parts(transformers)
-    cross_encoder = build_llava_cross_encoder(
-        scratch,
-        tokenizer,
-        vision_config=vision_config,
-        vision_state=vision_state,
-        image_processor=image_processor,
-        hidden_size=config.hidden_size,
-        num_layers=config.num_layers,
-        num_heads=config.num_heads,
-        seed=config.seed,
-        init_range=config.init_range,
-        vision_feature_layer=list(config.vision_layers)
-        if len(config.vision_layers) > 1
-        else config.vision_layers[0],
-        vision_feature_select_strategy=config.vision_strategy,
-    )
-    tower = inner_model(cross_encoder).model.vision_tower
-    for p in tower.parameters():
-        p.requires_grad_(False)
-    layers = tower.encoder.layers
-    for layer in (
-        list(layers)[len(layers) - config.trained_vision_layers :] if config.trained_vision_layers else []
-    ):
-        for p in layer.parameters():
-            p.requires_grad_(True)
-    return cross_encoder
-
-
 def listwise_loss(scores: Any, grades: Any) -> Any:
     """ListNet: cross-entropy between ``softmax(scores)`` and the targets ``2^grade - 1`` (normalised), per list.
 
@@ -386,14 +416,50 @@ def _fit(cross_encoder: Any, config: RerankerTrainConfig) -> dict[str, Any]:
         "final_listwise_loss": round(float(np.mean(losses[-50:])), 4),
         "easy_train_scenes": len(data.easy_scenes),
         "hard_train_bags": len(data.bags),
+        "easy_validation_scenes": len(ew.split_reranker_scenes()[1]),
+        "hard_validation_bags": len(hw.split_reranker_bags()[1]),
         "pictures": sum(len(v) for v in data.renders.values()),
     }
 
 
-def train_reranker(out: str | Path, config: RerankerTrainConfig | None = None) -> dict[str, Any]:
+def validation_pairs(reranker: Any) -> dict[str, Any]:
+    """:func:`~omniretrieve.demo.rerank_eval.pair_accuracy` on the validation bags (a diagnostic of binding)."""
+    from omniretrieve.demo.rerank_eval import VALIDATION_SEED, pair_accuracy
+
+    return pair_accuracy(reranker, render_seed=VALIDATION_SEED, bags=hw.split_reranker_bags()[1])
+
+
+def _choose_weight(out_dir: Path, threads: int) -> dict[str, Any]:
+    """The fusion weight chosen on the validation splits for the reranker saved at ``out_dir``."""
+    from omniretrieve.demo.rerank_eval import validate_fusion
+    from omniretrieve.rerank import CrossEncoderReranker
+
+    started, started_cpu = time.perf_counter(), time.process_time()
+    reranker = CrossEncoderReranker(out_dir, first_stage_weight=0.0, device="cpu")
+    with tempfile.TemporaryDirectory() as scratch:
+        validation = validate_fusion(reranker, Path(scratch))
+    validation["pairs"] = validation_pairs(reranker)
+    validation["seconds"] = round(time.perf_counter() - started, 2)
+    validation["cpu_seconds"] = round(time.process_time() - started_cpu, 2)
+    validation["torch_threads"] = threads
+    logger.info("fusion weight chosen on validation: %s", validation["first_stage_weight"])
+    return validation
+
+
+def train_reranker(
+    out: str | Path, config: RerankerTrainConfig | None = None, *, choose_weight: bool = True
+) -> dict[str, Any]:
     """Build, train and save a demo reranker to ``out`` (with its card and metadata).
 
     The global torch state (RNG, thread count, deterministic-algorithms flag) is restored after.
+
+    Args:
+        out: The directory to save to.
+        config: The training settings (default: the shipped reranker's).
+        choose_weight: Choose the first-stage fusion weight on the validation splits after
+            training (:func:`~omniretrieve.demo.rerank_eval.validate_fusion`, tens of seconds) and
+            record it as ``"first_stage_weight"``; without it none is recorded (the reranker then
+            ranks alone by default).
 
     Returns:
         The metadata written to ``out/omniretrieve_reranker.json``.
@@ -405,13 +471,17 @@ def train_reranker(out: str | Path, config: RerankerTrainConfig | None = None) -
     torch.set_num_threads(config.threads)
     torch.use_deterministic_algorithms(True)
     out_dir = Path(out)
+    validation: dict[str, Any] | None = None
     try:
         with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory() as scratch:
             torch.manual_seed(config.seed)
             cross_encoder = build_reranker(config, Path(scratch) / "backbone")
             stats = _fit(cross_encoder, config)
+            logger.info("trained: %s", stats)
             out_dir.mkdir(parents=True, exist_ok=True)
             cross_encoder.save(str(out_dir))
+            if choose_weight:
+                validation = _choose_weight(out_dir, config.threads)
     finally:
         torch.set_num_threads(previous_threads)
         torch.use_deterministic_algorithms(previous_deterministic)
@@ -423,17 +493,31 @@ def train_reranker(out: str | Path, config: RerankerTrainConfig | None = None) -
     stats["parameters"] = parameter_count(cross_encoder)
     stats["trained_parameters"] = sum(p.numel() for p in cross_encoder.parameters() if p.requires_grad)
     command = "python -m omniretrieve.demo.train_reranker --out DIR"
-    defaults = RerankerTrainConfig()
+    recipe = next(
+        (
+            name
+            for name in RECIPES
+            if replace(config, seed=0, steps=1, threads=1) == recipe_config(name, seed=0, steps=1, threads=1)
+        ),
+        None,
+    )
+    if recipe is not None and recipe != SHIPPED_RECIPE:
+        command += f" --recipe {recipe}"
+    defaults = recipe_config(recipe) if recipe is not None else RerankerTrainConfig()
     for flag, name in (("--seed", "seed"), ("--steps", "steps"), ("--threads", "threads")):
         if getattr(config, name) != getattr(defaults, name):
             command += f" {flag} {getattr(config, name)}"
     meta = {
         "description": "omniretrieve demo reranker: a tiny LLaVA cross-encoder for the colored-shapes worlds",
         "training_command": command,
+        "recipe": recipe_name(config),
         "versions": versions(),
         "config": asdict(config),
         "stats": stats,
     }
+    if validation is not None:
+        meta["first_stage_weight"] = validation["first_stage_weight"]
+        meta["validation"] = validation
     (out_dir / RERANKER_META_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     (out_dir / "README.md").write_text(reranker_card(meta), encoding="utf-8")
     logger.info("saved demo reranker to %s: %s", out_dir, stats)
@@ -446,9 +530,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Train the omniretrieve demo reranker (a tiny LLaVA cross-encoder)."
     )
     parser.add_argument("--out", required=True, help="directory to save the reranker to")
-    parser.add_argument("--seed", type=int, default=RerankerTrainConfig.seed, help="seed of weights and data")
-    parser.add_argument("--steps", type=int, default=RerankerTrainConfig.steps, help="optimizer steps")
-    parser.add_argument("--threads", type=int, default=RerankerTrainConfig.threads, help="torch CPU threads")
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default=SHIPPED_RECIPE,
+        help=f"a candidate recipe (default {SHIPPED_RECIPE!r}: the shipped one)",
+    )
+    parser.add_argument("--seed", type=int, help="seed of weights and data (default 0)")
+    parser.add_argument("--steps", type=int, help="optimizer steps (default: the recipe's)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default 1)")
+    parser.add_argument(
+        "--add-selection",
+        nargs="+",
+        metavar="CANDIDATE",
+        help="do not train: record the comparison of candidate rerankers (trained with --recipe) "
+        "in the reranker at --out",
+    )
     parser.add_argument(
         "--add-benchmark",
         metavar="REPORT",
@@ -464,12 +561,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InvalidInputError as exc:
             parser.error(str(exc))
         return 0
+    given = {k: getattr(args, k) for k in ("seed", "steps", "threads") if getattr(args, k) is not None}
     try:
-        config = RerankerTrainConfig(seed=args.seed, steps=args.steps, threads=args.threads)
+        if args.add_selection:
+            record_selection(args.out, args.add_selection)
+            return 0
+        config = recipe_config(args.recipe, **given)
     except InvalidInputError as exc:
         parser.error(str(exc))
     meta = train_reranker(args.out, config)
-    print(json.dumps({"stats": meta["stats"]}, indent=1))
+    summary = {"stats": meta["stats"], "first_stage_weight": meta.get("first_stage_weight")}
+    print(json.dumps(summary | {"validation": meta.get("validation", {}).get("chosen")}, indent=1))
     return 0
 
 

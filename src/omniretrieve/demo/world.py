@@ -105,6 +105,10 @@ DEMO_SPLIT_SEED = 0
 DEMO_HELDOUT_FRACTION = 0.2
 """The fraction of scenes held out from the shipped demo model's training."""
 
+RERANKER_VALIDATION_FRACTION = 0.1
+"""The fraction of all scenes the demo reranker keeps out of its training to validate on
+(:func:`split_reranker_scenes`): taken from the demo model's training scenes, never held-out ones."""
+
 Modality: TypeAlias = Literal["text", "image"]
 Target: TypeAlias = Literal["mixed", "image", "text"]
 
@@ -118,7 +122,7 @@ _CENTERS: dict[str, tuple[float, float]] = {
 }
 
 # Separate random streams for separate purposes, so changing one count leaves the rest intact.
-_STREAM_SPLIT, _STREAM_CORPUS, _STREAM_DOC, _STREAM_QUERY, _STREAM_DISTRACTOR = range(5)
+_STREAM_SPLIT, _STREAM_CORPUS, _STREAM_DOC, _STREAM_QUERY, _STREAM_DISTRACTOR, _STREAM_VALIDATION = range(6)
 
 
 def check_object(owner: str, color: str, shape: str) -> None:
@@ -235,13 +239,43 @@ def split_scenes(
         order = rng.permutation(len(scenes))
         heldout = {scenes[i] for i in order[:n_heldout]}
         train = [s for s in scenes if s not in heldout]
-        covered = (
-            {s.color for s in train} == set(COLORS)
-            and {s.shape for s in train} == set(SHAPES)
-            and {s.position for s in train} == set(POSITIONS)
-        )
-        if covered:
+        if _covers(train):
             return tuple(train), tuple(s for s in scenes if s in heldout)
+
+
+def _covers(scenes: Sequence[Scene]) -> bool:
+    """Whether ``scenes`` hold every color, every shape and every position of the world."""
+    return (
+        {s.color for s in scenes} == set(COLORS)
+        and {s.shape for s in scenes} == set(SHAPES)
+        and {s.position for s in scenes} == set(POSITIONS)
+    )
+
+
+def split_reranker_scenes(
+    split_seed: int = DEMO_SPLIT_SEED, validation_fraction: float = RERANKER_VALIDATION_FRACTION
+) -> tuple[tuple[Scene, ...], tuple[Scene, ...], tuple[Scene, ...]]:
+    """The demo reranker's split: (training scenes, validation scenes, held-out scenes).
+
+    The held-out scenes are :func:`split_scenes`' (the test scenes of the demo model and of the
+    reranker, unchanged); the validation scenes are drawn, deterministically by seed, from its
+    training scenes, so the demo model saw them but the reranker does not. Every color, shape
+    and position keeps a reranker training scene.
+
+    Raises:
+        InvalidInputError: ``validation_fraction`` is outside [0, 0.5].
+    """
+    if not 0.0 <= validation_fraction <= 0.5:
+        raise InvalidInputError("validation_fraction", f"{validation_fraction} is outside [0, 0.5]")
+    pool, heldout = split_scenes(split_seed)
+    n_validation = round(len(all_scenes()) * validation_fraction)
+    rng = np.random.default_rng([split_seed, _STREAM_VALIDATION])
+    while True:
+        order = rng.permutation(len(pool))
+        validation = {pool[i] for i in order[:n_validation]}
+        train = tuple(s for s in pool if s not in validation)
+        if _covers(train):
+            return train, tuple(s for s in pool if s in validation), heldout
 
 
 @dataclass(frozen=True, eq=False)
@@ -511,6 +545,7 @@ __all__ = [
     "DISTRACTOR_TEMPLATES",
     "POSITIONS",
     "QUERY_TEMPLATES",
+    "RERANKER_VALIDATION_FRACTION",
     "RGB",
     "SHAPES",
     "DemoDoc",
@@ -519,5 +554,6 @@ __all__ = [
     "Scene",
     "all_scenes",
     "make_world",
+    "split_reranker_scenes",
     "split_scenes",
 ]

@@ -57,6 +57,7 @@ Example::
 from __future__ import annotations
 
 from omniretrieve.rerank.cross_encoder import CrossEncoderReranker
+from omniretrieve.rerank.fusion import rerank_candidates
 from omniretrieve.rerank.loading import load_reranker
 from omniretrieve.rerank.protocol import Reranker, RerankResult, UnsupportedPolicy
 
@@ -66,4 +67,5 @@ __all__ = [
     "Reranker",
     "UnsupportedPolicy",
     "load_reranker",
+    "rerank_candidates",
 ]

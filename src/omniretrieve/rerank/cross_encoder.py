@@ -85,12 +85,23 @@ class CrossEncoderReranker:
     (``"message"`` modality) pairs any of its modalities, and combined items of them; a model
     without one (a classic BERT-style cross-encoder) reads text pairs only.
 
+    Scores: a model whose activation is a sigmoid (sentence-transformers' default for one output)
+    is run without it and ranked by its logits; the score returned is the sigmoid of the logit
+    computed in float64. The model's own float32 sigmoid saturates: a confident model's candidates
+    all score 0.9999999x, a handful of distinct values, and its ranking among them is lost to
+    ties (measured on the demo reranker: the whole calibrated top 10 of a query in 3 values).
+    Fusion reads these float64 scores.
+
     Score fusion (``first_stage_weight=w > 0``): when ``rerank`` is given the first stage's scores
     of the candidates (``first_stage_scores=``), each result's score is
     ``w * minmax(first stage) + (1 - w) * minmax(reranker)`` over the list
     (:func:`~omniretrieve.rerank.fusion.fuse_scores`): the first stage keeps the order where its
     scores are far apart, the reranker decides among its near ties. Without first-stage scores the
-    reranker's own scores are returned.
+    reranker's own scores are returned. ``Store.search`` passes its scores to a reranker whose
+    ``first_stage_weight`` is above 0. The default weight is the model's own: the demo reranker's
+    shipped weight (chosen on validation queries, see its model card), or the ``"first_stage_weight"``
+    a local directory records in ``omniretrieve_reranker.json``
+    (:func:`~omniretrieve.rerank.loading.saved_first_stage_weight`); else 0, the reranker alone.
 
     Args:
         model: a hub id or local directory (loaded with ``CrossEncoder``; a local directory is
@@ -130,7 +141,8 @@ class CrossEncoderReranker:
         activation_fn: the function applied to the model's scores.
         keep_in_fp32_modules: modules kept in float32 whatever ``dtype`` is.
         first_stage_weight: weight of the first stage's (min-max normalised) scores in the
-            result scores, in [0, 1]; 0 (default) ranks by the reranker alone. See "Score fusion".
+            result scores, in [0, 1]; 0 ranks by the reranker alone. None (default): the model's
+            own weight, see "Score fusion" (0 for a hub id or a loaded ``CrossEncoder``).
 
         Every ``CrossEncoder(...)`` loading option is one of these (the list is
         :data:`omniretrieve.models.CROSS_ENCODER_OPTIONS`) and applies only when ``model`` is
@@ -168,7 +180,7 @@ class CrossEncoderReranker:
         num_labels: int | None = None,
         activation_fn: Callable[..., Any] | None = None,
         keep_in_fp32_modules: Sequence[str] | None = None,
-        first_stage_weight: float = 0.0,
+        first_stage_weight: float | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size={batch_size!r}", "batch_size must be a positive int")
@@ -177,7 +189,7 @@ class CrossEncoderReranker:
         ):
             raise InvalidInputError(f"max_length={max_length!r}", "max_length must be None or a positive int")
         check_policy(unsupported)
-        self.first_stage_weight = check_weight(first_stage_weight)
+        weight = None if first_stage_weight is None else check_weight(first_stage_weight)
 
         options = {
             "device": device,
@@ -222,6 +234,8 @@ class CrossEncoderReranker:
                 self.model.max_seq_length = max_length
             self.model_id = instance_model_id(model)
             self._source = None
+
+        self.first_stage_weight: float = weight if weight is not None else _saved_weight(self._source)
 
         num_labels = getattr(self.model, "num_labels", 1)
         if num_labels != 1:
@@ -314,8 +328,14 @@ class CrossEncoderReranker:
             for start in range(0, len(group), self.batch_size):
                 results.extend(self._score_chunk(q_input, group[start : start + self.batch_size]))
         if first_stage_scores is not None and self.first_stage_weight > 0:
-            results = self._fused(results, first_stage_scores)
-        return order_results(results, top_n)
+            return order_results(self._fused(self._squash(results), first_stage_scores), top_n)
+        return self._squash(order_results(results, top_n))  # ordered by the logits, then squashed
+
+    def _squash(self, results: list[RerankResult]) -> list[RerankResult]:
+        """The scored results' logits as the model's sigmoid, in float64 (a model without one: unchanged)."""
+        if not self._squashed:
+            return results
+        return [RerankResult(r.index, _sigmoid(r.score)) if r.ok else r for r in results]
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -349,9 +369,22 @@ class CrossEncoderReranker:
                 results.append(self._result(index, item, outcome))
         return results
 
+    @property
+    def _squashed(self) -> bool:
+        """Whether the model's activation is a sigmoid: then it is scored by its logits (see the class docstring)."""
+        import torch
+
+        return isinstance(getattr(self.model, "activation_fn", None), torch.nn.Sigmoid)
+
     def _predict(self, pairs: list[tuple[Any, Any]]) -> list[float]:
+        import torch
+
         scores = self.model.predict(
-            pairs, batch_size=self.batch_size, show_progress_bar=self.show_progress, convert_to_numpy=True
+            pairs,
+            batch_size=self.batch_size,
+            show_progress_bar=self.show_progress,
+            convert_to_numpy=True,
+            activation_fn=torch.nn.Identity() if self._squashed else None,
         )
         values = [float(s) for s in scores.reshape(-1)]
         if len(values) != len(pairs):
@@ -412,6 +445,15 @@ def _demo_names() -> frozenset[str]:
     return DEMO_RERANKER_SPECS
 
 
+def _saved_weight(source: str | None) -> float:
+    """The first-stage weight a local model directory records (0 for anything else)."""
+    if source is None or not Path(source).is_dir():
+        return 0.0
+    from omniretrieve.rerank.loading import saved_first_stage_weight
+
+    return saved_first_stage_weight(source) or 0.0
+
+
 def _load_cross_encoder(
     model: str | os.PathLike[str], dtype: Any, max_length: int | None, options: dict[str, Any]
 ) -> Any:
@@ -429,6 +471,14 @@ def _load_cross_encoder(
             describe(name),
             f"could not load a CrossEncoder from here ({exc}); pass a local model directory or a hub id",
         ) from exc
+
+
+def _sigmoid(logit: float) -> float:
+    """``1 / (1 + exp(-logit))`` in float64, without overflow."""
+    if logit >= 0:
+        return 1.0 / (1.0 + math.exp(-logit))
+    e = math.exp(logit)
+    return e / (1.0 + e)
 
 
 __all__ = ["CrossEncoderReranker"]

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from omniretrieve.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from omniretrieve.rerank.protocol import Reranker, RerankResult
 
 
 def check_weight(first_stage_weight: float) -> float:
@@ -73,4 +77,32 @@ def fuse_scores(
     return fused
 
 
-__all__ = ["check_weight", "fuse_scores", "minmax"]
+def rerank_candidates(
+    reranker: Reranker,
+    query: Any,
+    candidates: Sequence[Any],
+    first_stage_scores: Sequence[float | None] | None = None,
+    *,
+    top_n: int | None = None,
+) -> list[RerankResult]:
+    """``reranker.rerank(query, candidates)``, given the first stage's scores when it fuses with them.
+
+    The one rule ``Store.search`` and the framework adapters share: a reranker whose
+    ``first_stage_weight`` is above 0 gets ``first_stage_scores=`` when every candidate has a
+    score; otherwise (a score missing, none given, a reranker that does not fuse) it ranks alone.
+
+    Args:
+        reranker: Any :class:`~omniretrieve.rerank.Reranker`.
+        query: The query item.
+        candidates: The candidates, in first-stage order.
+        first_stage_scores: One first-stage score per candidate (``None`` where unknown), or ``None``.
+        top_n: Keep the first ``top_n`` results.
+    """
+    fuses = getattr(reranker, "first_stage_weight", 0) or 0
+    if first_stage_scores is not None and fuses > 0 and all(s is not None for s in first_stage_scores):
+        scores = [float(s) for s in first_stage_scores if s is not None]
+        return reranker.rerank(query, candidates, top_n=top_n, first_stage_scores=scores)  # type: ignore[call-arg]
+    return reranker.rerank(query, candidates, top_n=top_n)
+
+
+__all__ = ["check_weight", "fuse_scores", "minmax", "rerank_candidates"]

@@ -35,6 +35,7 @@ import numpy as np
 from omniretrieve.calibration import Calibration, FusedHit, ModalityStats, check_calibration
 from omniretrieve.documents import KINDS, Kind, SearchHit, kind_of_modalities
 from omniretrieve.errors import InvalidInputError, OmniretrieveError, StoreError
+from omniretrieve.rerank.fusion import rerank_candidates
 from omniretrieve.store._filters import chroma_where
 from omniretrieve.store._records import Records
 from omniretrieve.store._samples import Samples, StoreSamples
@@ -231,11 +232,8 @@ class Search:
                 ", ".join(hits[i].id for i in unavailable[:5]),
             )
         ranked: list[Any] = []
-        if items and getattr(reranker, "first_stage_weight", 0) > 0:  # fuses with our scores
-            scores = [hits[i].score for i in positions]
-            ranked = reranker.rerank(query, items, top_n=None, first_stage_scores=scores)  # type: ignore[call-arg]
-        elif items:
-            ranked = reranker.rerank(query, items, top_n=None)
+        if items:  # a reranker that fuses gets our scores
+            ranked = rerank_candidates(reranker, query, items, [hits[i].score for i in positions])
         out = [replace(hits[positions[r.index]], rerank_score=float(r.score)) for r in ranked]
         out.extend(replace(hits[i], rerank_score=float("-inf")) for i in unavailable)
         return out[:k]

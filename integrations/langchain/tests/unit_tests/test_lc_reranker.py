@@ -142,3 +142,38 @@ def test_bad_arguments() -> None:
         OmniretrieveReranker(reranker=FakeReranker(), top_n=0)
     with pytest.raises(ValidationError, match="must be an omniretrieve Reranker"):
         OmniretrieveReranker(reranker="not a reranker")
+
+
+def test_a_fusing_reranker_gets_the_documents_scores_as_first_stage_scores(
+    tiny_reranker_path: Path, shape_files: dict[str, Path]
+) -> None:
+    """The compressor gives what ``Store.search`` gives: the core's fused order and scores."""
+    from omniretrieve.rerank import CrossEncoderReranker
+
+    fusing = CrossEncoderReranker(tiny_reranker_path, device="cpu", first_stage_weight=0.9)
+    paths = [str(p) for p in list(shape_files.values())[:2]]
+    docs = _captions() + [
+        Document(page_content=p, metadata={"modality": "image", "image_uri": p}) for p in paths
+    ]
+    content: list[Text | Image] = [Text(d.page_content) for d in docs[:4]] + [Image(p) for p in paths]
+    alone = fusing.rerank("a red circle", content)
+    # First-stage scores in the reverse of the reranker's own order: at weight 0.9 they decide.
+    first_stage = [0.0] * len(docs)
+    for rank, result in enumerate(alone):
+        first_stage[result.index] = 0.5 + 0.1 * rank
+    scored = [
+        d.model_copy(update={"metadata": {**d.metadata, "score": s}})
+        for d, s in zip(docs, first_stage, strict=True)
+    ]
+    fused = fusing.rerank("a red circle", content, first_stage_scores=first_stage)
+    assert [r.index for r in fused] != [r.index for r in alone]  # fusion changes the order
+
+    out = OmniretrieveReranker(reranker=fusing, top_n=None).compress_documents(scored, "a red circle")
+    assert [d.page_content for d in out] == [docs[r.index].page_content for r in fused]
+    assert [d.metadata["relevance_score"] for d in out] == pytest.approx([r.score for r in fused], abs=1e-5)
+
+    # A document without a numeric score (here: none at all, or a string): the reranker alone.
+    for missing in ({}, {"score": "high"}):
+        scored[1] = docs[1].model_copy(update={"metadata": {**docs[1].metadata, **missing}})
+        out = OmniretrieveReranker(reranker=fusing, top_n=None).compress_documents(scored, "a red circle")
+        assert [d.page_content for d in out] == [docs[r.index].page_content for r in alone]

@@ -16,6 +16,7 @@ from llama_index.embeddings.omniretrieve.convert import node_item, query_item, r
 
 from omniretrieve import InvalidInputError, OmniretrieveError, Reranker
 from omniretrieve.models import CROSS_ENCODER_OPTIONS
+from omniretrieve.rerank import rerank_candidates
 from omniretrieve.types import ItemInput, describe
 
 if TYPE_CHECKING:
@@ -30,10 +31,11 @@ class OmniretrieveRerank(BaseNodePostprocessor):
 
     Each node is scored jointly with the query by the reranker's model (a multimodal cross-encoder
     reads the image itself), and the nodes come back sorted by that score, best first, with the
-    reranker's score as ``NodeWithScore.score``. It reads every node kind LlamaIndex retrievers
-    return: ``TextNode``; ``ImageNode`` with ``image_path``, ``image_url`` or a base64 ``image``
-    (with its text as well, if it has any: a combined item); ``Node`` / ``Document`` with image,
-    audio or video resources. The query is the bundle's ``query_str``, its ``image_path``, or both.
+    reranker's score (fused with the first stage's, see below) as ``NodeWithScore.score``. It reads
+    every node kind LlamaIndex retrievers return: ``TextNode``; ``ImageNode`` with ``image_path``,
+    ``image_url`` or a base64 ``image`` (with its text as well, if it has any: a combined item);
+    ``Node`` / ``Document`` with image, audio or video resources. The query is the bundle's
+    ``query_str``, its ``image_path``, or both.
 
     Setup::
 
@@ -50,6 +52,14 @@ class OmniretrieveRerank(BaseNodePostprocessor):
 
         query_engine = RetrieverQueryEngine.from_args(retriever, node_postprocessors=[rerank])
         # or: index.as_query_engine(node_postprocessors=[rerank])
+
+    First-stage scores: a reranker that fuses its scores with the first stage's (an omniretrieve
+    ``CrossEncoderReranker`` whose ``first_stage_weight`` is above 0, as the demo reranker's is by
+    default: ``load_reranker("demo")``) is given each node's incoming ``NodeWithScore.score`` as its
+    first-stage score, as ``omniretrieve.Store.search`` gives its own, and the nodes come back with
+    the fused score. When a node to rerank has no score (``None``), that call ranks by the reranker
+    alone. For the reranker alone every time, give it ``first_stage_weight=0.0``
+    (``load_reranker("demo", first_stage_weight=0.0)``).
 
     Nodes the reranker could not score (an image that would not load, a modality the model does
     not read) follow the scored ones in their incoming order, with ``score=None``; the reason is
@@ -190,7 +200,8 @@ class OmniretrieveRerank(BaseNodePostprocessor):
             },
         ) as event:
             # top_n is applied here, after the nodes that could not even be read join the unscored.
-            results = self._reranker.rerank(query, candidates) if candidates else []
+            first_stage = [nodes[position].score for position in positions]
+            results = rerank_candidates(self._reranker, query, candidates, first_stage) if candidates else []
             order: list[tuple[int, float | None]] = []
             for result in results:
                 position = positions[result.index]
