@@ -22,7 +22,7 @@ def test_the_default_config_is_the_shipped_recipe_and_every_recipe_is_named() ->
         recipe_name,
     )
 
-    assert SHIPPED_RECIPE in RECIPES and 2 <= len(RECIPES) <= 4
+    assert SHIPPED_RECIPE in RECIPES and 2 <= len(RECIPES) <= 6
     assert recipe_config(SHIPPED_RECIPE) == RerankerTrainConfig()
     assert recipe_name(RerankerTrainConfig()) == SHIPPED_RECIPE
     configs = {name: recipe_config(name) for name in RECIPES}
