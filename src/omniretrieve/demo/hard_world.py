@@ -53,7 +53,9 @@ from omniretrieve.demo.world import (
     DemoWorld,
     Target,
     add_pixel_noise,
+    check_fraction,
     check_object,
+    draw_covering,
     draw_shape,
 )
 from omniretrieve.errors import InvalidInputError, require
@@ -245,17 +247,10 @@ def split_bags(
     Raises:
         InvalidInputError: ``heldout_fraction`` is outside [0, 0.5].
     """
-    if not 0.0 <= heldout_fraction <= 0.5:
-        raise InvalidInputError("heldout_fraction", f"{heldout_fraction} is outside [0, 0.5]")
+    check_fraction("heldout_fraction", heldout_fraction)
     bags = all_bags()
-    n_heldout = round(len(bags) * heldout_fraction)
     rng = np.random.default_rng([split_seed, _STREAM_SPLIT])
-    while True:
-        order = rng.permutation(len(bags))
-        heldout = {bags[i] for i in order[:n_heldout]}
-        train = [b for b in bags if b not in heldout]
-        if _covers(train):
-            return tuple(train), tuple(b for b in bags if b in heldout)
+    return draw_covering(bags, round(len(bags) * heldout_fraction), rng, _covers)
 
 
 def _covers(bags: Sequence[Bag]) -> bool:
@@ -276,17 +271,11 @@ def split_reranker_bags(
     Raises:
         InvalidInputError: ``validation_fraction`` is outside [0, 0.5].
     """
-    if not 0.0 <= validation_fraction <= 0.5:
-        raise InvalidInputError("validation_fraction", f"{validation_fraction} is outside [0, 0.5]")
+    check_fraction("validation_fraction", validation_fraction)
     pool, heldout = split_bags(split_seed)
-    n_validation = round(len(all_bags()) * validation_fraction)
     rng = np.random.default_rng([split_seed, _STREAM_VALIDATION])
-    while True:
-        order = rng.permutation(len(pool))
-        validation = {pool[i] for i in order[:n_validation]}
-        train = tuple(b for b in pool if b not in validation)
-        if _covers(train):
-            return train, tuple(b for b in pool if b in validation), heldout
+    train, validation = draw_covering(pool, round(len(all_bags()) * validation_fraction), rng, _covers)
+    return train, validation, heldout
 
 
 def _judge(scene: PairScene, candidates: Sequence[DemoDoc]) -> dict[str, int]:

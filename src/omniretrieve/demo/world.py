@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import numpy as np
 
@@ -120,6 +120,8 @@ _CENTERS: dict[str, tuple[float, float]] = {
     "bottom right": (48.0, 48.0),
     "center": (32.0, 32.0),
 }
+
+_T = TypeVar("_T")
 
 # Separate random streams for separate purposes, so changing one count leaves the rest intact.
 _STREAM_SPLIT, _STREAM_CORPUS, _STREAM_DOC, _STREAM_QUERY, _STREAM_DISTRACTOR, _STREAM_VALIDATION = range(6)
@@ -214,6 +216,28 @@ def add_pixel_noise(image: PILImage, rng: np.random.Generator, sigma: float = 5.
     return image_module.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8), mode="RGB")
 
 
+def check_fraction(name: str, fraction: float) -> None:
+    """Raise :class:`InvalidInputError` naming ``name`` unless ``fraction`` is in [0, 0.5]."""
+    if not 0.0 <= fraction <= 0.5:
+        raise InvalidInputError(name, f"{fraction} is outside [0, 0.5]")
+
+
+def draw_covering(
+    pool: Sequence[_T], n: int, rng: np.random.Generator, covers: Callable[[Sequence[_T]], bool]
+) -> tuple[tuple[_T, ...], tuple[_T, ...]]:
+    """Draw ``n`` items out of ``pool`` at random until the rest still ``covers`` the world.
+
+    Each try is one permutation of ``rng``, so a seed gives one split. Returns ``(rest, drawn)``,
+    each in ``pool``'s order.
+    """
+    while True:
+        order = rng.permutation(len(pool))
+        drawn = {pool[i] for i in order[:n]}
+        rest = tuple(x for x in pool if x not in drawn)
+        if covers(rest):
+            return rest, tuple(x for x in pool if x in drawn)
+
+
 def all_scenes() -> tuple[Scene, ...]:
     """Every scene of the world (colors x shapes x positions), in a fixed order."""
     return tuple(Scene(c, s, p) for c in COLORS for s in SHAPES for p in POSITIONS)
@@ -230,17 +254,10 @@ def split_scenes(
     Raises:
         InvalidInputError: ``heldout_fraction`` is outside [0, 0.5].
     """
-    if not 0.0 <= heldout_fraction <= 0.5:
-        raise InvalidInputError("heldout_fraction", f"{heldout_fraction} is outside [0, 0.5]")
+    check_fraction("heldout_fraction", heldout_fraction)
     scenes = all_scenes()
-    n_heldout = round(len(scenes) * heldout_fraction)
     rng = np.random.default_rng([split_seed, _STREAM_SPLIT])
-    while True:
-        order = rng.permutation(len(scenes))
-        heldout = {scenes[i] for i in order[:n_heldout]}
-        train = [s for s in scenes if s not in heldout]
-        if _covers(train):
-            return tuple(train), tuple(s for s in scenes if s in heldout)
+    return draw_covering(scenes, round(len(scenes) * heldout_fraction), rng, _covers)
 
 
 def _covers(scenes: Sequence[Scene]) -> bool:
@@ -265,17 +282,11 @@ def split_reranker_scenes(
     Raises:
         InvalidInputError: ``validation_fraction`` is outside [0, 0.5].
     """
-    if not 0.0 <= validation_fraction <= 0.5:
-        raise InvalidInputError("validation_fraction", f"{validation_fraction} is outside [0, 0.5]")
+    check_fraction("validation_fraction", validation_fraction)
     pool, heldout = split_scenes(split_seed)
-    n_validation = round(len(all_scenes()) * validation_fraction)
     rng = np.random.default_rng([split_seed, _STREAM_VALIDATION])
-    while True:
-        order = rng.permutation(len(pool))
-        validation = {pool[i] for i in order[:n_validation]}
-        train = tuple(s for s in pool if s not in validation)
-        if _covers(train):
-            return train, tuple(s for s in pool if s in validation), heldout
+    train, validation = draw_covering(pool, round(len(all_scenes()) * validation_fraction), rng, _covers)
+    return train, validation, heldout
 
 
 @dataclass(frozen=True, eq=False)
