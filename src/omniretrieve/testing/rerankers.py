@@ -35,8 +35,15 @@ import re
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
+from omniretrieve.demo.reranker_build import (
+    CHAT_TEMPLATE,
+    DOCUMENT_HEADER,
+    IMAGE_TOKEN,
+    QUERY_HEADER,
+    SCORE_SUFFIX,
+    word_id,
+)
 from omniretrieve.errors import OmniretrieveError, require
 from omniretrieve.rerank import RerankResult, UnsupportedPolicy
 from omniretrieve.rerank.rules import (
@@ -48,32 +55,6 @@ from omniretrieve.rerank.rules import (
     supports_modality,
 )
 from omniretrieve.types import Combined, ItemInput, Modality, NormalizedItem, Text
-
-QUERY_HEADER = "<|query|>"
-DOCUMENT_HEADER = "<|document|>"
-SCORE_SUFFIX = "<|relevant|>"
-"""The fixed suffix every rendered (query, document) prompt ends in; the model's next-token logits
-for the words ``yes`` and ``no`` after it give the score."""
-
-IMAGE_TOKEN = "<image>"
-
-CHAT_TEMPLATE = "".join(
-    [
-        "{{ bos_token }}",
-        "{% for message in messages %}",
-        "{% if message['role'] == 'query' %}" + QUERY_HEADER,
-        "{% elif message['role'] == 'document' %}" + DOCUMENT_HEADER,
-        "{% else %}<|{{ message['role'] }}|>{% endif %}",
-        "{% if message['content'] is string %}{{ message['content'] }}",
-        "{% else %}{% for part in message['content'] %}",
-        "{% if part['type'] == 'image' %}" + IMAGE_TOKEN,
-        "{% elif part['type'] == 'text' %}{{ part['text'] }}",
-        "{% endif %}{% endfor %}{% endif %}",
-        "{% endfor %}" + SCORE_SUFFIX,
-    ]
-)
-"""Renders ``query`` and ``document`` turns (text and image parts, in order) and ends in
-:data:`SCORE_SUFFIX`. Any other role (e.g. a ``system`` prompt) is rendered as ``<|role|>``."""
 
 _MAX_LENGTH = 256
 """Longest token sequence the tiny reranker accepts (its position table has this size)."""
@@ -137,8 +118,8 @@ def build_tiny_llava_reranker(
     )
     tokenizer.padding_side = "left"
     tokenizer.model_max_length = _MAX_LENGTH
-    yes_id = _word_id(tokenizer, "yes")
-    no_id = _word_id(tokenizer, "no")
+    yes_id = word_id(tokenizer, "yes")
+    no_id = word_id(tokenizer, "no")
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
 
     image_processor_cls = (
@@ -248,17 +229,6 @@ def _replace_dir(path: Path) -> None:
     elif path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
-
-
-def _word_id(tokenizer: Any, word: str) -> int:
-    """The id of the single token ``word`` is written as (e.g. ``"Ġyes"`` with a prefix space).
-
-    Raises if the word is split or unknown: a yes/no head over an unknown token scores every pair 0.
-    """
-    ids = tokenizer.encode(word, add_special_tokens=False)
-    if len(ids) != 1 or ids[0] == tokenizer.unk_token_id:
-        raise RuntimeError(f"the tiny tokenizer has no single token for {word!r} (got ids {ids})")
-    return int(ids[0])
 
 
 # ---------------------------------------------------------------------------------------------
