@@ -126,9 +126,7 @@ def test_first_stage_weight_fuses_the_given_first_stage_scores() -> None:
     assert [r.index for r in by_first] == [1, 2, 3, 0]  # weight 1: the first stage's order
     half = load_reranker("demo", first_stage_weight=0.5)
     fused = half.rerank("red circle center", candidates, first_stage_scores=first_stage)
-    raw = [0.0] * 4
-    for r in alone:
-        raw[r.index] = r.score
+    raw = load_reranker("demo").raw_scores("red circle center", candidates)  # the logits
     expected = fuse_scores(first_stage, raw, 0.5)
     assert {r.index: r.score for r in fused} == pytest.approx(dict(enumerate(expected)))
     assert [r.index for r in half.rerank("red circle center", candidates)] == [r.index for r in alone]

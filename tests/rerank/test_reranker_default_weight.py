@@ -76,11 +76,9 @@ def test_an_explicit_weight_wins_and_zero_is_the_reranker_alone() -> None:
     raw = alone.rerank("red circle center", candidates)
     # weight 0: the first stage's scores are ignored, the reranker's own scores and order come back
     assert alone.rerank("red circle center", candidates, first_stage_scores=first_stage) == raw
-    by_index = [0.0] * len(candidates)
-    for r in raw:
-        by_index[r.index] = r.score
     fused = shipped.rerank("red circle center", candidates, first_stage_scores=first_stage)
-    expected = fuse_scores(first_stage, by_index, shipped.first_stage_weight)
+    logits = alone.raw_scores("red circle center", candidates)  # fusion reads the logits
+    expected = fuse_scores(first_stage, logits, shipped.first_stage_weight)
     assert {r.index: r.score for r in fused} == pytest.approx(dict(enumerate(expected)))
     first_only = load_reranker("demo", first_stage_weight=1.0)
     assert [
@@ -151,3 +149,19 @@ def test_training_records_the_weight_it_chose_on_validation(tmp_path: Path) -> N
     assert saved["first_stage_weight"] == meta["first_stage_weight"]
     assert CrossEncoderReranker(tmp_path / "tiny").first_stage_weight == meta["first_stage_weight"]
     assert "## Fusion weight" in (tmp_path / "tiny" / "README.md").read_text(encoding="utf-8")
+
+
+def test_revalidating_the_shipped_reranker_chooses_its_shipped_weight_again(tmp_path: Path) -> None:
+    """The shipped weight was chosen for the fusion the code does now (a change of fusion makes it stale)."""
+    from omniretrieve.demo.reranker_card import revalidate
+
+    folder = tmp_path / "reranker"
+    shutil.copytree(reranker_path(), folder)
+    shipped = _shipped_meta()
+    validation = revalidate(folder)
+    assert validation["first_stage_weight"] == shipped["first_stage_weight"]
+    assert validation["mean_ndcg@10"] == pytest.approx(shipped["validation"]["mean_ndcg@10"], abs=2e-3)
+    saved = json.loads((folder / RERANKER_SETTINGS_FILE).read_text(encoding="utf-8"))
+    assert saved["first_stage_weight"] == shipped["first_stage_weight"]
+    assert "benchmark" not in saved  # a benchmark of another fusion is not carried over
+    assert saved["recipe_selection"] == shipped["recipe_selection"]

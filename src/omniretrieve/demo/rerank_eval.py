@@ -150,9 +150,10 @@ def fused_runs(
     """The calibrated top ``rerank_top_n`` of each query reordered by fused scores, one run per weight.
 
     ``reranker`` is a :class:`~omniretrieve.rerank.CrossEncoderReranker`; each candidate list is
-    scored once and fused at every weight (:func:`~omniretrieve.rerank.fusion.fuse_scores`, the
-    same scores ``CrossEncoderReranker(first_stage_weight=w).rerank(..., first_stage_scores=...)``
-    returns); the hits carry the fused score as ``rerank_score``.
+    scored once (:meth:`~omniretrieve.rerank.CrossEncoderReranker.raw_scores`: the logits) and
+    fused at every weight (:func:`~omniretrieve.rerank.fusion.fuse_scores`, the same scores
+    ``CrossEncoderReranker(first_stage_weight=w).rerank(..., first_stage_scores=...)`` returns);
+    the hits carry the fused score as ``rerank_score``.
     """
     from omniretrieve.evaluation import JudgedRun, run_judged_queries
     from omniretrieve.rerank.fusion import fuse_scores
@@ -161,16 +162,23 @@ def fused_runs(
     out = {w: JudgedRun({}, {}) for w in weights}
     by_id = {q.id: q for q in judged.queries}
     for qid, hits in first.hits.items():
-        results = reranker.rerank(by_id[qid].item, [h.document.to_item() for h in hits])
-        scores = [float("-inf")] * len(hits)
-        for r in results:
-            scores[r.index] = r.score
+        scores = _raw_scores(reranker, by_id[qid].item, [h.document.to_item() for h in hits])
         for w in weights:
             fused = fuse_scores([h.score for h in hits], scores, w)
             order = sorted(range(len(hits)), key=lambda i: (-fused[i], i))[:k]
             out[w].hits[qid] = [replace(hits[i], rerank_score=fused[i]) for i in order]
             out[w].run[qid] = [judged.name_of(hits[i]) for i in order]
     return out
+
+
+def _raw_scores(reranker: Any, query: Any, candidates: list[Any]) -> list[float]:
+    """``reranker.raw_scores`` where it has one (what its fusion reads), else its ``rerank`` scores."""
+    if hasattr(reranker, "raw_scores"):
+        return [float(s) for s in reranker.raw_scores(query, candidates)]
+    scores = [float("-inf")] * len(candidates)
+    for r in reranker.rerank(query, candidates):
+        scores[r.index] = r.score
+    return scores
 
 
 def _ndcg(judged: JudgedQueries, run: Mapping[str, list[str]], k: int) -> float:

@@ -101,12 +101,12 @@ class RerankerTrainConfig:
     """
 
     seed: int = 0
-    steps: int = 5000
+    steps: int = 4500
     queries_per_step: int = 8
     list_size: int = 10
     lr: float = 5e-3
     renders: int = 4
-    hard_fraction: float = 0.6
+    hard_fraction: float = 0.8
     combined_fraction: float = 0.1
     hidden_size: int = 64
     num_layers: int = 4
@@ -201,9 +201,12 @@ sets these fields of :class:`RerankerTrainConfig`; the others keep their default
   signal per step;
 * ``binding-lists-balanced`` (added after the first four were compared, see the card): the
   binding lists of ``binding-lists`` at ``last-layer``'s share of hard lists (60%), with 5,000
-  steps, so the easy lists keep their share of training."""
+  steps, so the easy lists keep their share of training.
 
-SHIPPED_RECIPE = "binding-lists-balanced"
+Compared again by the same rule when fusion moved from the sigmoid to the logits (weights chosen
+anew by ``--revalidate``): ``binding-lists`` won."""
+
+SHIPPED_RECIPE = "binding-lists"
 """The recipe :class:`RerankerTrainConfig`'s defaults reproduce (chosen by :data:`RECIPE_RULE`)."""
 
 RECIPE_RULE = (
@@ -439,7 +442,7 @@ def validation_pairs(reranker: Any) -> dict[str, Any]:
     return pair_accuracy(reranker, render_seed=VALIDATION_SEED, bags=hw.split_reranker_bags()[1])
 
 
-def _choose_weight(out_dir: Path, threads: int) -> dict[str, Any]:
+def choose_fusion_weight(out_dir: Path, threads: int) -> dict[str, Any]:
     """The fusion weight chosen on the validation splits for the reranker saved at ``out_dir``."""
     from omniretrieve.demo.rerank_eval import validate_fusion
     from omniretrieve.rerank import CrossEncoderReranker
@@ -491,7 +494,7 @@ def train_reranker(
             out_dir.mkdir(parents=True, exist_ok=True)
             cross_encoder.save(str(out_dir))
             if choose_weight:
-                validation = _choose_weight(out_dir, config.threads)
+                validation = choose_fusion_weight(out_dir, config.threads)
     finally:
         torch.set_num_threads(previous_threads)
         torch.use_deterministic_algorithms(previous_deterministic)
@@ -557,17 +560,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "in the reranker at --out",
     )
     parser.add_argument(
+        "--revalidate",
+        action="store_true",
+        help="do not train: choose the fusion weight again, on validation, for the reranker at --out",
+    )
+    parser.add_argument(
         "--add-benchmark",
         metavar="REPORT",
         help="do not train: record a benchmarks/rerank.py report in the reranker at --out",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.add_benchmark:
-        from omniretrieve.demo.reranker_card import add_rerank_benchmark
+    if args.revalidate or args.add_benchmark:
+        from omniretrieve.demo.reranker_card import add_rerank_benchmark, revalidate
 
         try:
-            add_rerank_benchmark(args.out, args.add_benchmark)
+            if args.revalidate:
+                print(json.dumps(revalidate(args.out)["chosen"], indent=1))
+            else:
+                add_rerank_benchmark(args.out, args.add_benchmark)
         except InvalidInputError as exc:
             parser.error(str(exc))
         return 0

@@ -90,11 +90,15 @@ class CrossEncoderReranker:
     computed in float64. The model's own float32 sigmoid saturates: a confident model's candidates
     all score 0.9999999x, a handful of distinct values, and its ranking among them is lost to
     ties (measured on the demo reranker: the whole calibrated top 10 of a query in 3 values).
-    Fusion reads these float64 scores.
+    Fusion reads the logits (:meth:`raw_scores`), not the sigmoid: even in float64 the sigmoid
+    squeezes the candidates the model is sure of (logits 5 to 11: 0.993 to 0.99998) into a sliver
+    of [0, 1], so once min-max normalised over a list with a few sure negatives, the reranker's
+    order among its sure candidates weighs next to nothing against the first stage's (measured on
+    the demo's validation splits: ``benchmarks/results/rerank.json``, ``validation``).
 
     Score fusion (``first_stage_weight=w > 0``): when ``rerank`` is given the first stage's scores
     of the candidates (``first_stage_scores=``), each result's score is
-    ``w * minmax(first stage) + (1 - w) * minmax(reranker)`` over the list
+    ``w * minmax(first stage) + (1 - w) * minmax(reranker logits)`` over the list
     (:func:`~omniretrieve.rerank.fusion.fuse_scores`): the first stage keeps the order where its
     scores are far apart, the reranker decides among its near ties. Without first-stage scores the
     reranker's own scores are returned. ``Store.search`` passes its scores to a reranker whose
@@ -141,7 +145,8 @@ class CrossEncoderReranker:
         activation_fn: the function applied to the model's scores.
         keep_in_fp32_modules: modules kept in float32 whatever ``dtype`` is.
         first_stage_weight: weight of the first stage's (min-max normalised) scores in the
-            result scores, in [0, 1]; 0 ranks by the reranker alone. None (default): the model's
+            result scores, in [0, 1], against the reranker's (min-max normalised) logits; 0 ranks
+            by the reranker alone. None (default): the model's
             own weight, see "Score fusion" (0 for a hub id or a loaded ``CrossEncoder``).
 
         Every ``CrossEncoder(...)`` loading option is one of these (the list is
@@ -315,10 +320,36 @@ class CrossEncoderReranker:
                 "first_stage_scores",
                 f"{len(first_stage_scores)} scores for {len(candidates)} candidates; give one per candidate",
             )
+        results = self._score(query, candidates)
+        if first_stage_scores is not None and self.first_stage_weight > 0:
+            return order_results(self._fused(results, first_stage_scores), top_n)  # fused on the logits
+        return self._squash(order_results(results, top_n))  # ordered by the logits, then squashed
+
+    def raw_scores(self, query: ItemInput, candidates: Sequence[ItemInput]) -> list[float]:
+        """The model's score of each candidate, in the candidates' order, on the scale fusion reads.
+
+        For a model whose activation is a sigmoid, its logits (what :meth:`rerank` ranks by);
+        otherwise its activation's output, as :meth:`rerank` returns it. ``float("-inf")`` for a
+        candidate that was not scored: its media would not load, the model failed on it, or the
+        model cannot read its modality (under ``unsupported="error"`` that raises instead). Use it
+        to fuse with other scores yourself (:func:`~omniretrieve.rerank.fusion.fuse_scores`), or at
+        several weights while scoring each list once.
+
+        Raises:
+            The errors of :meth:`rerank`.
+        """
+        scores = [float("-inf")] * len(candidates)
+        for r in self._score(query, candidates):
+            if r.ok:
+                scores[r.index] = r.score
+        return scores
+
+    def _score(self, query: ItemInput, candidates: Sequence[ItemInput]) -> list[RerankResult]:
+        """One result per candidate kept by the ``unsupported`` policy, with the model's raw score, unordered."""
         q_item = check_query(query, self.supports, self.modalities)
         to_score, results = split_supported(candidates, self.supports, self.modalities, self.unsupported)
         if not to_score:
-            return order_results(results, top_n)
+            return results
         q_input = self._model_input(q_item)
 
         groups: dict[object, list[tuple[int, NormalizedItem]]] = {}
@@ -327,9 +358,7 @@ class CrossEncoderReranker:
         for group in groups.values():
             for start in range(0, len(group), self.batch_size):
                 results.extend(self._score_chunk(q_input, group[start : start + self.batch_size]))
-        if first_stage_scores is not None and self.first_stage_weight > 0:
-            return order_results(self._fused(self._squash(results), first_stage_scores), top_n)
-        return self._squash(order_results(results, top_n))  # ordered by the logits, then squashed
+        return results
 
     def _squash(self, results: list[RerankResult]) -> list[RerankResult]:
         """The scored results' logits as the model's sigmoid, in float64 (a model without one: unchanged)."""

@@ -1,5 +1,10 @@
 """Score fusion: interpolate the first stage's scores with a reranker's (min-max normalised per list).
 
+A reranker's scores are fused on their own unbounded scale (a cross-encoder's logits,
+:meth:`~omniretrieve.rerank.CrossEncoderReranker.raw_scores`), not squashed into [0, 1]: a
+sigmoid packs the candidates a model is sure of into a sliver near 1, and min-max over a list that
+also holds sure negatives then leaves the reranker's order among them almost no weight.
+
 A reranker trained on little data can be sure where the first stage is unsure (two-object scenes
 a bag-of-words bi-encoder confuses) and unsure where the first stage is sure (one-object scenes it
 solves). A weighted sum of both scores, each min-max normalised over the candidate list, lets
