@@ -21,13 +21,14 @@ from omniretrieve.models import (
     truncate_text,
     video_num_frames,
 )
-from omniretrieve.rerank.fusion import check_weight, fuse_scores
+from omniretrieve.rerank.fusion import check_weight, fuse_results
 from omniretrieve.rerank.protocol import RerankResult, UnsupportedPolicy
 from omniretrieve.rerank.rules import (
     check_policy,
     check_query,
     check_top_n,
     order_results,
+    scored_result,
     split_supported,
     supports_modality,
 )
@@ -322,7 +323,8 @@ class CrossEncoderReranker:
             )
         results = self._score(query, candidates)
         if first_stage_scores is not None and self.first_stage_weight > 0:
-            return order_results(self._fused(results, first_stage_scores), top_n)  # fused on the logits
+            fused = fuse_results(results, first_stage_scores, self.first_stage_weight)  # on the logits
+            return order_results(fused, top_n)
         return self._squash(order_results(results, top_n))  # ordered by the logits, then squashed
 
     def raw_scores(self, query: ItemInput, candidates: Sequence[ItemInput]) -> list[float]:
@@ -368,18 +370,6 @@ class CrossEncoderReranker:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _fused(self, results: list[RerankResult], first_stage_scores: Sequence[float]) -> list[RerankResult]:
-        """The scored results with fused scores (unscored ones unchanged)."""
-        scored = [r for r in results if r.ok]
-        fused = fuse_scores(
-            [float(first_stage_scores[r.index]) for r in scored],
-            [r.score for r in scored],
-            self.first_stage_weight,
-        )
-        return [RerankResult(r.index, f) for r, f in zip(scored, fused, strict=True)] + [
-            r for r in results if not r.ok
-        ]
-
     def _score_chunk(self, q_input: Any, chunk: list[tuple[int, NormalizedItem]]) -> list[RerankResult]:
         results: list[RerankResult] = []
         ready: list[tuple[int, NormalizedItem, Any]] = []
@@ -395,7 +385,7 @@ class CrossEncoderReranker:
             if isinstance(outcome, Exception):
                 results.append(self._model_failure(index, item, outcome))
             else:
-                results.append(self._result(index, item, outcome))
+                results.append(scored_result(index, item, outcome))
         return results
 
     @property
@@ -419,16 +409,6 @@ class CrossEncoderReranker:
         if len(values) != len(pairs):
             raise RuntimeError(f"the model returned {len(values)} scores for {len(pairs)} pairs")
         return values
-
-    @staticmethod
-    def _result(index: int, item: NormalizedItem, score: float) -> RerankResult:
-        if math.isnan(score):
-            return RerankResult(
-                index,
-                float("-inf"),
-                RerankError(f"candidate {index} {describe(item)}", "the reranker returned NaN"),
-            )
-        return RerankResult(index, score)
 
     @staticmethod
     def _model_failure(index: int, item: NormalizedItem, exc: Exception) -> RerankResult:

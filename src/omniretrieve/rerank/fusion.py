@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from omniretrieve.errors import InvalidInputError
+from omniretrieve.rerank.protocol import RerankResult
 
 if TYPE_CHECKING:
-    from omniretrieve.rerank.protocol import Reranker, RerankResult
+    from omniretrieve.rerank.protocol import Reranker
 
 
 def check_weight(first_stage_weight: float) -> float:
@@ -82,6 +83,23 @@ def fuse_scores(
     return fused
 
 
+def fuse_results(
+    results: Sequence[RerankResult], first_stage_scores: Sequence[float], first_stage_weight: float
+) -> list[RerankResult]:
+    """``results`` with the scored ones' scores fused (:func:`fuse_scores`) with ``first_stage_scores``.
+
+    ``first_stage_scores`` holds one score per candidate of the reranked list (a result's
+    ``index`` points into it); unscored results are kept, unchanged, after the scored ones.
+    """
+    scored = [r for r in results if r.ok]
+    fused = fuse_scores(
+        [float(first_stage_scores[r.index]) for r in scored], [r.score for r in scored], first_stage_weight
+    )
+    return [RerankResult(r.index, f) for r, f in zip(scored, fused, strict=True)] + [
+        r for r in results if not r.ok
+    ]
+
+
 def rerank_candidates(
     reranker: Reranker,
     query: Any,
@@ -110,4 +128,4 @@ def rerank_candidates(
     return reranker.rerank(query, candidates, top_n=top_n)
 
 
-__all__ = ["check_weight", "fuse_scores", "minmax", "rerank_candidates"]
+__all__ = ["check_weight", "fuse_results", "fuse_scores", "minmax", "rerank_candidates"]

@@ -8,9 +8,10 @@ then unscored in incoming order, then ``top_n``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
-from omniretrieve.errors import InvalidInputError, UnsupportedModalityError
+from omniretrieve.errors import InvalidInputError, RerankError, UnsupportedModalityError
 from omniretrieve.rerank.protocol import RerankResult, UnsupportedPolicy
 from omniretrieve.types import ItemInput, Modality, NormalizedItem, as_item, describe, modality_of
 
@@ -95,6 +96,17 @@ def split_supported(
     return to_score, decided
 
 
+def scored_result(index: int, item: NormalizedItem, score: float) -> RerankResult:
+    """The result of a candidate the model scored: a NaN score is a failure (``RerankError``), not a score."""
+    if math.isnan(score):
+        return RerankResult(
+            index,
+            float("-inf"),
+            RerankError(f"candidate {index} {describe(item)}", "the reranker returned NaN"),
+        )
+    return RerankResult(index, score)
+
+
 def order_results(results: list[RerankResult], top_n: int | None) -> list[RerankResult]:
     """Scored results by score descending (ties: incoming order), then unscored in incoming order."""
     scored = sorted((r for r in results if r.ok), key=lambda r: (-r.score, r.index))
@@ -109,6 +121,7 @@ __all__ = [
     "check_query",
     "check_top_n",
     "order_results",
+    "scored_result",
     "split_supported",
     "supports_modality",
 ]
