@@ -320,6 +320,27 @@ def graded_contrastive_loss(
     return loss
 
 
+def warmup_cosine_adamw(params: Any, lr: float, steps: int) -> tuple[Any, Any]:
+    """The demo models' optimizer: AdamW (weight decay 0.01), and its schedule over ``steps``.
+
+    A linear warm-up over the first 5% of the steps, then cosine decay to 10% of ``lr``. Shared by
+    the demo CLIP (:func:`train_model`) and the demo reranker
+    (:mod:`omniretrieve.demo.train_reranker`). Returns ``(optimizer, scheduler)``; call
+    ``scheduler.step()`` after each ``optimizer.step()``.
+    """
+    torch = _torch()
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    warmup = max(1, steps // 20)
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - warmup)
+        return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+
+
 def train_model(config: TrainConfig) -> tuple[CLIPModel, CLIPProcessor, dict[str, Any]]:
     """Train a demo model (without the gap offset) on the training scenes.
 
@@ -370,16 +391,7 @@ def _train(config: TrainConfig) -> tuple[CLIPModel, CLIPProcessor, dict[str, Any
     batch = min(config.batch_size, len(train_scenes))
     views = config.views
     gen = torch.Generator().manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    warmup = max(1, config.steps // 20)
-
-    def lr_lambda(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, config.steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    optimizer, scheduler = warmup_cosine_adamw(model.parameters(), config.lr, config.steps)
     model.train()
     losses: list[float] = []
     for _ in range(config.steps):

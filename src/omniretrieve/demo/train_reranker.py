@@ -56,6 +56,7 @@ from omniretrieve.demo import hard_world as hw
 from omniretrieve.demo import world as ew
 from omniretrieve.demo.reranker_build import build_reranker
 from omniretrieve.demo.reranker_card import RERANKER_META_FILE, record_selection, reranker_card
+from omniretrieve.demo.train import warmup_cosine_adamw
 from omniretrieve.errors import InvalidInputError, require
 
 if TYPE_CHECKING:
@@ -393,16 +394,7 @@ def _fit(cross_encoder: Any, config: RerankerTrainConfig) -> dict[str, Any]:
     started, started_cpu = time.perf_counter(), time.process_time()
     data = _Data(config)
     params = [p for p in cross_encoder.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
-    warmup = max(1, config.steps // 20)
-
-    def lr_lambda(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, config.steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    optimizer, scheduler = warmup_cosine_adamw(params, config.lr, config.steps)
     cross_encoder.train()
     losses: list[float] = []
     for step in range(config.steps):
