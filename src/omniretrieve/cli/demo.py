@@ -81,25 +81,19 @@ def _fusion_weight(reranker: Reranker | None) -> float:
 def _reranked(
     store: Store, judged: JudgedQueries, reranker: Reranker, *, k: int, only: list[str] | None = None
 ) -> tuple[dict[str, list[str]], dict[str, list[SearchHit]]]:
-    """The reranked run and hits: through the store, or fused with the calibrated scores."""
-    from omniretrieve.demo.rerank_eval import RERANK_TOP_N, fused_runs
+    """The reranked run and hits, through the store (which fuses at the reranker's own weight)."""
+    from omniretrieve.demo.rerank_eval import RERANK_TOP_N
     from omniretrieve.evaluation import run_judged_queries
 
-    weight = _fusion_weight(reranker)
-    if weight > 0:
-        found = fused_runs(store, judged, reranker, [weight], k=k, rerank_top_n=RERANK_TOP_N, only=only)[
-            weight
-        ]
-    else:
-        found = run_judged_queries(
-            store,
-            judged,
-            calibration=DEFAULT_CALIBRATION,
-            k=k,
-            reranker=reranker,
-            rerank_top_n=RERANK_TOP_N,
-            only=only,
-        )
+    found = run_judged_queries(
+        store,
+        judged,
+        calibration=DEFAULT_CALIBRATION,
+        k=k,
+        reranker=reranker,
+        rerank_top_n=RERANK_TOP_N,
+        only=only,
+    )
     return found.run, found.hits
 
 

@@ -162,23 +162,13 @@ def fused_runs(
     out = {w: JudgedRun({}, {}) for w in weights}
     by_id = {q.id: q for q in judged.queries}
     for qid, hits in first.hits.items():
-        scores = _raw_scores(reranker, by_id[qid].item, [h.document.to_item() for h in hits])
+        scores = reranker.raw_scores(by_id[qid].item, [h.document.to_item() for h in hits])
         for w in weights:
             fused = fuse_scores([h.score for h in hits], scores, w)
             order = sorted(range(len(hits)), key=lambda i: (-fused[i], i))[:k]
             out[w].hits[qid] = [replace(hits[i], rerank_score=fused[i]) for i in order]
             out[w].run[qid] = [judged.name_of(hits[i]) for i in order]
     return out
-
-
-def _raw_scores(reranker: Any, query: Any, candidates: list[Any]) -> list[float]:
-    """``reranker.raw_scores`` where it has one (what its fusion reads), else its ``rerank`` scores."""
-    if hasattr(reranker, "raw_scores"):
-        return [float(s) for s in reranker.raw_scores(query, candidates)]
-    scores = [float("-inf")] * len(candidates)
-    for r in reranker.rerank(query, candidates):
-        scores[r.index] = r.score
-    return scores
 
 
 def _ndcg(judged: JudgedQueries, run: Mapping[str, list[str]], k: int) -> float:
